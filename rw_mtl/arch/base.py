@@ -1,0 +1,45 @@
+"""The interface the training step needs from a multi-task architecture."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+
+class MTLArchitecture(nn.Module):
+    """A network that maps inputs to one prediction per task.
+
+    It names its parameters as the paper splits them: shared θ (``shared_parameters``) and task-specific
+    ψ_t (``task_parameters``). Gradient methods balance only θ. Architectures with one shared
+    representation z feeding every head (HPS) also set ``supports_rep_mode`` and split ``forward`` into
+    ``encode`` (x → z) and ``decode`` (z → predictions), so that gradients can be taken w.r.t. z.
+    """
+
+    supports_rep_mode: bool = False
+
+    def __init__(self, task_names: Sequence[str]) -> None:
+        super().__init__()
+        if len(task_names) < 1:
+            raise ValueError("an architecture needs at least one task")
+        self.task_names = list(task_names)
+
+    def forward(self, inputs: Tensor, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
+        """Predictions for ``tasks`` (all tasks by default), keyed by task name."""
+        raise NotImplementedError
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """θ: the parameters every task's loss depends on."""
+        raise NotImplementedError
+
+    def task_parameters(self) -> list[nn.Parameter]:
+        """ψ: all task-specific parameters (the heads)."""
+        raise NotImplementedError
+
+    def encode(self, inputs: Tensor) -> Tensor:
+        """x → shared representation z (rep-mode architectures only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no single shared representation")
+
+    def decode(self, rep: Tensor, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
+        """z → predictions (rep-mode architectures only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no single shared representation")

@@ -1,0 +1,222 @@
+"""MTLModule: the one training step shared by every weighting × architecture × dataset combination.
+
+Each step (manual optimization, see ../shared/design.md):
+
+1. forward: per-task predictions; in rep mode also the shared representation z, detached into a leaf so
+   that per-task gradients stop at z;
+2. per-task losses ℓ ∈ R^T;
+3. loss weighting λ = loss_method(ℓ) and the weighted losses λ_t ℓ_t;
+4. without a gradient method, one backward of Σ λ_t ℓ_t (Algorithm 1). With one (Algorithm 2):
+   G = ∇(λ_t ℓ_t) for every t on the shared parameters θ (param mode) or on z (rep mode), one [T, D] matrix;
+   d = grad_method.aggregate(G) becomes θ's gradient (rep mode: one backward of z with gradient d); the
+   heads and any learnable loss-weighting parameters get the gradient of Σ λ_t ℓ_t, never the gradient
+   method's weights;
+5. optimizer step; log ℓ, λ, the gradient weights and the step time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from rw_mtl.arch.base import MTLArchitecture
+from rw_mtl.tasks.base import Task
+from rw_mtl.weighting.base import GradWeighting, LossWeighting
+from rw_mtl.weighting.jacobian import assign_flat_grad, task_gradients
+
+GRAD_MODES = ("param", "rep")
+EVAL_SPLITS = ("val", "test")
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
+
+
+class MTLModule(L.LightningModule):
+    """Wraps an ``MTLArchitecture`` and its tasks; balances them with a loss and an optional gradient method.
+
+    ``grad_mode`` chooses where a gradient method sees per-task gradients: ``"param"`` (θ) or ``"rep"`` (z,
+    architectures with ``supports_rep_mode``). ``batched_jacobian`` fills G with one vmapped autograd call
+    instead of T calls. ``optimizer`` and ``scheduler`` are factories (Hydra ``_partial_`` configs); the
+    scheduler, if any, steps once per epoch.
+    """
+
+    def __init__(
+        self,
+        arch: MTLArchitecture,
+        tasks: Mapping[str, Task],
+        loss_weighting: LossWeighting,
+        grad_weighting: GradWeighting | None = None,
+        grad_mode: str = "param",
+        batched_jacobian: bool = False,
+        optimizer: OptimizerFactory = partial(torch.optim.Adam, lr=1e-3),
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        if list(tasks) != arch.task_names:
+            raise ValueError(f"tasks {list(tasks)} do not match the architecture's heads {arch.task_names}")
+        if grad_mode not in GRAD_MODES:
+            raise ValueError(f"weighting.grad.mode must be one of {GRAD_MODES}, got {grad_mode!r}")
+        if grad_weighting is not None and grad_mode == "rep" and not arch.supports_rep_mode:
+            raise ValueError(
+                f"{type(arch).__name__} has no single shared representation, so rep mode is impossible; "
+                "set weighting.grad.mode=param"
+            )
+        for method in (loss_weighting, grad_weighting):
+            if method is not None and method.task_num != len(tasks):
+                raise ValueError(f"{type(method).__name__} was built for {method.task_num} tasks, not {len(tasks)}")
+        self.arch = arch
+        self.tasks = dict(tasks)
+        self.task_names = list(tasks)
+        self.loss_weighting = loss_weighting
+        self.grad_weighting = grad_weighting
+        self.grad_mode = grad_mode
+        self.batched_jacobian = batched_jacobian
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.metrics = nn.ModuleDict(
+            {split: nn.ModuleDict({name: task.make_metrics() for name, task in self.tasks.items()}) for split in EVAL_SPLITS}
+        )
+        self.epoch_metrics: dict[str, dict[str, dict[str, float]]] = {}
+        self.val_history: list[dict] = []
+        self._last_step_start: float | None = None
+
+    @property
+    def uses_rep_mode(self) -> bool:
+        return self.grad_weighting is not None and self.grad_mode == "rep"
+
+    # ----------------------------------------------------------------------------------------------- training
+    def on_fit_start(self) -> None:
+        if self.grad_weighting is not None and str(self.trainer.precision).startswith("16"):
+            raise ValueError(
+                "fp16 loss scaling would scale the per-task gradients a gradient method compares; "
+                "use trainer.precision=bf16-mixed or 32-true with weighting/grad methods"
+            )
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        now = time.perf_counter()
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
+
+        losses, rep, rep_leaf = self._training_losses(batch)
+        loss_weights = self.loss_weighting.weights(losses)
+        weighted = loss_weights * losses
+        if self.grad_weighting is None:
+            self.manual_backward(weighted.sum())
+        else:
+            self._balanced_backward(weighted, rep, rep_leaf)
+        optimizer.step()
+
+        if self._is_logging_step():
+            self._log_step(losses, loss_weights, now)
+        self._last_step_start = now
+        return weighted.sum().detach()
+
+    def _training_losses(self, batch: dict) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """ℓ ∈ R^T; in rep mode also z and the leaf copy of z the heads were run on."""
+        targets = batch["targets"]
+        if self.uses_rep_mode:
+            rep = self.arch.encode(batch["inputs"])
+            rep_leaf = rep.detach().requires_grad_(True)
+            predictions = self.arch.decode(rep_leaf)
+        else:
+            rep = rep_leaf = None
+            predictions = self.arch(batch["inputs"])
+        losses = torch.stack([task.loss(predictions[name], targets[name]) for name, task in self.tasks.items()])
+        return losses, rep, rep_leaf
+
+    def _balanced_backward(self, weighted: Tensor, rep: Tensor | None, rep_leaf: Tensor | None) -> None:
+        """Step 4 with a gradient method: d = aggregate(G) on θ (or z); own gradients for everything else."""
+        shared = [rep_leaf] if self.uses_rep_mode else self._shared_parameters()
+        grads = task_gradients(weighted, shared, batched=self.batched_jacobian)
+        direction = self.grad_weighting.aggregate(grads)
+        self.manual_backward(weighted.sum(), inputs=self._own_gradient_parameters())
+        if self.uses_rep_mode:
+            self.manual_backward(rep, gradient=direction.view_as(rep))
+        else:
+            assign_flat_grad(direction, shared)
+
+    def _shared_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.arch.shared_parameters() if p.requires_grad]
+
+    def _own_gradient_parameters(self) -> list[nn.Parameter]:
+        """ψ and the loss method's own parameters (UW's log-variances): updated by ∇ Σ λ_t ℓ_t."""
+        params = self.arch.task_parameters() + list(self.loss_weighting.parameters())
+        return [p for p in params if p.requires_grad]
+
+    def _is_logging_step(self) -> bool:
+        return self.trainer is not None and self.global_step % self.trainer.log_every_n_steps == 0
+
+    def _log_step(self, losses: Tensor, loss_weights: Tensor, step_start: float) -> None:
+        values = {}
+        for i, name in enumerate(self.task_names):
+            values[f"train/loss/{name}"] = losses[i].detach()
+            values[f"train/loss_weight/{name}"] = loss_weights[i].detach()
+        grad_weights = self.grad_weighting.last_weights if self.grad_weighting is not None else None
+        if grad_weights is not None:
+            for i, name in enumerate(self.task_names):
+                values[f"train/grad_weight/{name}"] = grad_weights[i]
+        if self._last_step_start is not None:
+            values["train/step_time_s"] = step_start - self._last_step_start
+        self.log_dict(values, on_step=True, on_epoch=False)
+
+    def on_train_epoch_end(self) -> None:
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+
+    # ---------------------------------------------------------------------------------------------- evaluation
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch, "test")
+
+    def _evaluation_step(self, batch: dict, split: str) -> None:
+        predictions = self.arch(batch["inputs"])
+        batch_size = len(batch["inputs"])
+        for name, task in self.tasks.items():
+            target = batch["targets"][name]
+            self.metrics[split][name].update(predictions[name], target)
+            loss = task.loss(predictions[name], target)
+            self.log(f"{split}/loss/{name}", loss, on_step=False, on_epoch=True, batch_size=batch_size)
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._finish_evaluation("test")
+
+    def _finish_evaluation(self, split: str) -> None:
+        """Compute, log and keep (as floats) the per-task metrics of ``split``; log ``{split}/score``."""
+        results: dict[str, dict[str, float]] = {}
+        for name, collection in self.metrics[split].items():
+            computed = collection.compute()
+            collection.reset()
+            for metric, value in computed.items():
+                self.log(f"{split}/{name}/{metric}", value)
+            results[name] = {metric: float(value) for metric, value in computed.items()}
+        score = self.score(results)
+        self.log(f"{split}/score", torch.tensor(score))
+        self.epoch_metrics[split] = results
+        if split == "val" and not self.trainer.sanity_checking:
+            self.val_history.append({"epoch": self.current_epoch, "score": score, "metrics": results})
+
+    def score(self, results: Mapping[str, Mapping[str, float]]) -> float:
+        """Model-selection score: mean over tasks of the primary metric, negated where lower is better."""
+        signed = []
+        for name, task in self.tasks.items():
+            value = results[name][task.primary_metric]
+            signed.append(value if task.higher_is_better[task.primary_metric] else -value)
+        return sum(signed) / len(signed)

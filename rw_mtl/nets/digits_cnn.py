@@ -1,0 +1,36 @@
+"""A small CNN encoder for the embedded multi_digits images (fast on CPU)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+def _conv_block(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class DigitsCNN(nn.Module):
+    """Three conv blocks (the middle one stride 2), then a linear projection to a ``feature_dim`` vector z.
+
+    The feature map is pooled to a coarse ``grid × grid`` layout, not to a single vector: which digit sits
+    where is exactly what tells the tasks apart, so z must keep the layout.
+    """
+
+    def __init__(self, in_channels: int = 1, width: int = 32, feature_dim: int = 128, grid: int = 3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            _conv_block(in_channels, width, stride=1),
+            _conv_block(width, 2 * width, stride=2),
+            _conv_block(2 * width, 2 * width, stride=1),
+        )
+        self.project = nn.Sequential(
+            nn.AdaptiveAvgPool2d(grid), nn.Flatten(), nn.Linear(2 * width * grid * grid, feature_dim), nn.ReLU()
+        )
+        self.out_features = feature_dim
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.project(self.features(images))

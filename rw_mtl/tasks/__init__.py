@@ -1,0 +1,6 @@
+"""Task types: each bundles a loss, its torchmetrics metrics and which direction of each metric is better."""
+
+from rw_mtl.tasks.base import Task
+from rw_mtl.tasks.classification import ClassificationTask
+
+__all__ = ["ClassificationTask", "Task"]

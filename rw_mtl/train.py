@@ -1,0 +1,149 @@
+"""Hydra entry point: compose the config → build data, model and weighting → fit → test → results.json.
+
+``python -m rw_mtl [overrides]`` (or ``rw-mtl``); e.g. ``python -m rw_mtl weighting/loss=rlw
+weighting/grad=cagrad``. ``run(cfg)`` does the work and can be called with any composed config.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from rw_mtl.module import MTLModule
+from rw_mtl.results import RESULTS_FILE, write_json_atomic
+from rw_mtl.tasks.base import Task
+from rw_mtl.weighting.base import GradWeighting, LossWeighting
+from rw_mtl.weighting.registry import GRAD_METHODS, LOSS_METHODS, NO_GRAD_METHOD
+
+log = logging.getLogger(__name__)
+
+# conf/ sits beside the package (editable install); an absolute path works for `python -m rw_mtl` too,
+# where Hydra would otherwise look for a Python module named `conf`.
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def build_loss_weighting(cfg: DictConfig, task_num: int) -> LossWeighting:
+    """The loss method of ``cfg.weighting.loss`` (conf/weighting/loss/<name>.yaml)."""
+    return _build_method(LOSS_METHODS, cfg.weighting.loss, task_num, "conf/weighting/loss")
+
+
+def build_grad_weighting(cfg: DictConfig, task_num: int) -> GradWeighting | None:
+    """The gradient method of ``cfg.weighting.grad``, or None for ``weighting/grad=none``."""
+    if cfg.weighting.grad.name == NO_GRAD_METHOD:
+        return None
+    return _build_method(GRAD_METHODS, cfg.weighting.grad, task_num, "conf/weighting/grad")
+
+
+def _build_method(table: dict, node: DictConfig, task_num: int, where: str):
+    name = node.name
+    if name not in table:
+        raise ValueError(f"unknown method name {name!r} in {where}; registered: {sorted(table)}")
+    hparams = OmegaConf.to_container(node.get("hparams") or {}, resolve=True)
+    try:
+        return table[name](task_num, **hparams)
+    except TypeError as err:
+        raise ValueError(f"bad hparams {hparams} for {name!r} in {where}/{name}.yaml: {err}") from err
+
+
+def build_module(cfg: DictConfig, tasks: dict[str, Task]) -> MTLModule:
+    """Architecture (cfg.arch over the dataset's encoder and head) + weighting → MTLModule."""
+    arch = instantiate(
+        cfg.arch.model,
+        task_outputs={name: task.num_outputs for name, task in tasks.items()},
+        encoder=instantiate(cfg.dataset.encoder, _partial_=True),
+        head=instantiate(cfg.dataset.head, _partial_=True),
+    )
+    scheduler = cfg.dataset.get("scheduler")
+    return MTLModule(
+        arch=arch,
+        tasks=tasks,
+        loss_weighting=build_loss_weighting(cfg, len(tasks)),
+        grad_weighting=build_grad_weighting(cfg, len(tasks)),
+        grad_mode=cfg.weighting.grad.mode,
+        batched_jacobian=cfg.weighting.grad.batched_jacobian,
+        optimizer=instantiate(cfg.dataset.optimizer, _partial_=True),
+        scheduler=instantiate(scheduler, _partial_=True) if scheduler else None,
+    )
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train and test one configuration; write and return its results.json payload."""
+    output_dir = Path(cfg.paths.output_dir)
+    started = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.dataset.datamodule)
+    module = build_module(cfg, datamodule.tasks)
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    if logger:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    checkpoint = ModelCheckpoint(
+        dirpath=output_dir / "checkpoints", monitor="val/score", mode="max", save_last=True, filename="best"
+    )
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, logger=logger, callbacks=[checkpoint], default_root_dir=str(output_dir)
+    )
+
+    trainer.fit(module, datamodule=datamodule)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    final_test = module.epoch_metrics["test"]
+    best = max(module.val_history, key=lambda entry: entry["score"]) if module.val_history else None
+    best_test = final_test
+    if checkpoint.best_model_path:
+        trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path, verbose=False)
+        best_test = module.epoch_metrics["test"]
+
+    results = {
+        "dataset": cfg.dataset.name,
+        "arch": cfg.arch.name,
+        "loss_method": cfg.weighting.loss.name,
+        "grad_method": cfg.weighting.grad.name,
+        "grad_mode": cfg.weighting.grad.mode,
+        "seed": cfg.seed,
+        "tasks": {name: dict(task.higher_is_better) for name, task in datamodule.tasks.items()},
+        "metrics": {
+            "test": final_test,
+            "test_at_best_val": best_test,
+            "val_at_best": best["metrics"] if best else None,
+        },
+        "best_epoch": best["epoch"] if best else None,
+        "val_history": module.val_history,
+        "epochs": trainer.current_epoch,
+        "wall_time_s": time.perf_counter() - started,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_json_atomic(output_dir / RESULTS_FILE, results)
+    if logger and hasattr(logger, "experiment") and cfg.logger.get("_target_", "").endswith("WandbLogger"):
+        logger.experiment.finish()
+    log.info("wrote %s", output_dir / RESULTS_FILE)
+    print(format_metrics(results), flush=True)
+    return results
+
+
+def format_metrics(results: dict) -> str:
+    """A short per-task table of the final and best-validation test metrics."""
+    head = (
+        f"{results['dataset']} · {results['arch']} · loss={results['loss_method']} "
+        f"grad={results['grad_method']} · seed {results['seed']} · {results['wall_time_s']:.1f}s"
+    )
+    lines = [head, f"  {'task':<12} {'metric':<8} {'test':>8} {'test@best-val':>14}"]
+    final, best = results["metrics"]["test"], results["metrics"]["test_at_best_val"]
+    for task, metrics in final.items():
+        for metric, value in metrics.items():
+            lines.append(f"  {task:<12} {metric:<8} {value:>8.2f} {best[task][metric]:>14.2f}")
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> float:
+    """Console script ``rw-mtl``; returns the best validation score (for Hydra sweepers)."""
+    results = run(cfg)
+    history = results["val_history"]
+    return max(entry["score"] for entry in history) if history else float("nan")

@@ -1,0 +1,60 @@
+"""The two kinds of task-balancing strategy and the contracts the training step relies on.
+
+Loss balancing picks the loss weights λ of Eq. (1), ``L = Σ_t λ_t ℓ_t``; gradient balancing turns the
+per-task gradients of the shared parameters (or of the shared representation z) into one update
+direction, Eq. (2). Both are ``nn.Module`` so that learnable weights (UW) and running state (DWA, GradVac)
+move with the model between devices and are saved in checkpoints.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class _Weighting(nn.Module):
+    def __init__(self, task_num: int) -> None:
+        super().__init__()
+        if not isinstance(task_num, int) or task_num < 1:
+            raise ValueError(f"task_num must be a positive int, got {task_num!r}")
+        self.task_num = task_num
+
+    def _check_task_dim(self, size: int, what: str) -> None:
+        if size != self.task_num:
+            raise ValueError(
+                f"{type(self).__name__} was built for {self.task_num} tasks but got {what} for {size} tasks"
+            )
+
+
+class LossWeighting(_Weighting):
+    """Chooses the loss weights λ ∈ R^T applied to the per-task losses ℓ ∈ R^T each step.
+
+    The weights multiply the losses before any backward pass, so they scale both the shared parameters'
+    gradient and each task-specific parameter's gradient (Algorithm 1, lines 7 and 9).
+    """
+
+    def weights(self, losses: Tensor) -> Tensor:
+        """Return λ for this step; ``losses`` is the [T] vector of per-task losses (with its graph)."""
+        raise NotImplementedError
+
+
+class GradWeighting(_Weighting):
+    """Turns per-task gradients G ∈ R^{T×D} of the shared part into one direction d ∈ R^D.
+
+    Only the shared parameters (or the shared representation, in rep mode) receive ``d``; task-specific
+    parameters keep their own gradients (Algorithm 2, line 10). ``last_weights`` holds the [T] gradient
+    weights used by the latest call where the method has such weights.
+    """
+
+    def __init__(self, task_num: int) -> None:
+        super().__init__(task_num)
+        self.last_weights: Tensor | None = None
+
+    def aggregate(self, grads: Tensor) -> Tensor:
+        """Return the update direction [D] for the [T, D] matrix of per-task gradients ``grads``."""
+        raise NotImplementedError
+
+    def _check_grads(self, grads: Tensor) -> None:
+        if grads.dim() != 2 or not torch.is_floating_point(grads):
+            raise ValueError(f"grads must be a float [T, D] matrix, got {tuple(grads.shape)} {grads.dtype}")
+        self._check_task_dim(grads.shape[0], "a gradient matrix")
