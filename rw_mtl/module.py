@@ -84,6 +84,7 @@ class MTLModule(L.LightningModule):
         )
         self.epoch_metrics: dict[str, dict[str, dict[str, float]]] = {}
         self.val_history: list[dict] = []
+        self.last_loss_weights: Tensor | None = None
         self._last_step_start: float | None = None
 
     @property
@@ -105,6 +106,7 @@ class MTLModule(L.LightningModule):
 
         losses, rep, rep_leaf = self._training_losses(batch)
         loss_weights = self.loss_weighting.weights(losses)
+        self.last_loss_weights = loss_weights.detach()
         weighted = loss_weights * losses
         if self.grad_weighting is None:
             self.manual_backward(weighted.sum())

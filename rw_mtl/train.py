@@ -45,7 +45,7 @@ def _build_method(table: dict, node: DictConfig, task_num: int, where: str):
     name = node.name
     if name not in table:
         raise ValueError(f"unknown method name {name!r} in {where}; registered: {sorted(table)}")
-    hparams = OmegaConf.to_container(node.get("hparams") or {}, resolve=True)
+    hparams = OmegaConf.to_container(node.hparams, resolve=True) if node.get("hparams") else {}
     try:
         return table[name](task_num, **hparams)
     except TypeError as err:

@@ -1,0 +1,54 @@
+"""Shared fixtures: composing the real Hydra configs with small, fast overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from rw_mtl.train import CONFIG_DIR
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+torch.set_num_threads(2)
+
+# A multi_digits problem small enough for a training run in a few seconds on 2 CPU cores.
+FAST = [
+    "dataset.datamodule.train_size=3000",
+    "dataset.datamodule.val_size=128",
+    "dataset.datamodule.test_size=128",
+    "dataset.datamodule.batch_size=64",
+    "dataset.encoder.width=16",
+    "dataset.encoder.feature_dim=64",
+    "dataset.head.hidden=32",
+    "dataset.optimizer.lr=3e-3",
+    "trainer.max_epochs=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.deterministic=true",
+    "logger=none",
+]
+
+
+def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
+    """The app's config with ``overrides``, as `python -m rw_mtl` would compose it."""
+    extra = [f"paths.output_dir={output_dir}"] if output_dir is not None else []
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=[*overrides, *extra])
+
+
+@pytest.fixture
+def fast_config(tmp_path):
+    """Factory: a FAST config for ``overrides`` writing into ``tmp_path/<run>``."""
+
+    def make(*overrides: str, run: str = "run") -> DictConfig:
+        return compose_config([*FAST, *overrides], output_dir=tmp_path / run)
+
+    return make
+
+
+def conf_options(group: str) -> list[str]:
+    """The option names of a config group (the YAML files in conf/<group>/)."""
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))

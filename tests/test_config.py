@@ -1,0 +1,59 @@
+"""Every option of every config group composes and builds what it names."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import MissingConfigException
+from hydra.utils import instantiate
+
+from rw_mtl.module import MTLModule
+from rw_mtl.train import build_grad_weighting, build_loss_weighting, build_module
+from rw_mtl.weighting import GRAD_METHODS, LOSS_METHODS, NO_GRAD_METHOD
+
+from .conftest import compose_config, conf_options
+
+GROUPS = ["dataset", "arch", "weighting/loss", "weighting/grad", "trainer", "logger", "paths"]
+
+
+def test_every_group_has_options():
+    for group in GROUPS:
+        assert conf_options(group), f"conf/{group}/ is empty"
+
+
+@pytest.mark.parametrize(
+    ("group", "option"), [(group, option) for group in GROUPS for option in conf_options(group)]
+)
+def test_option_composes(tmp_path, group, option):
+    config = compose_config([f"{group}={option}"], output_dir=tmp_path)
+    if group in ("dataset", "arch"):
+        datamodule = instantiate(config.dataset.datamodule)
+        assert isinstance(build_module(config, datamodule.tasks), MTLModule)
+    elif group == "weighting/loss":
+        assert config.weighting.loss.name == option
+        assert isinstance(build_loss_weighting(config, 3), LOSS_METHODS[option])
+    elif group == "weighting/grad":
+        method = build_grad_weighting(config, 3)
+        assert method is None if option == NO_GRAD_METHOD else isinstance(method, GRAD_METHODS[option])
+        assert config.weighting.grad.mode in ("param", "rep")
+    elif group == "trainer":
+        assert instantiate(config.trainer, logger=False).max_epochs == config.dataset.max_epochs
+    elif group == "logger" and option != "wandb":  # wandb: tests/test_wandb.py
+        logger = instantiate(config.logger) if config.logger else None
+        assert logger is None or logger.save_dir == str(tmp_path)
+
+
+def test_registry_and_config_files_agree():
+    assert set(conf_options("weighting/loss")) == set(LOSS_METHODS)
+    assert set(conf_options("weighting/grad")) == set(GRAD_METHODS) | {NO_GRAD_METHOD}
+
+
+def test_unknown_option_lists_choices():
+    with pytest.raises(MissingConfigException) as raised:
+        compose_config(["arch=nope"])
+    assert "hps" in str(raised.value.options)
+
+
+def test_bad_hparams_name_the_config_file(tmp_path):
+    config = compose_config(["+weighting.loss.hparams.temperature=2"], output_dir=tmp_path)
+    with pytest.raises(ValueError, match="conf/weighting/loss/rlw.yaml"):
+        build_loss_weighting(config, 3)

@@ -1,0 +1,78 @@
+"""RLW/RGW sampling: every scheme lands on the simplex with E[λ] = 1/T (Section 5.3, Appendix A)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rw_mtl.weighting import get
+from rw_mtl.weighting.random_weights import DISTRIBUTIONS, sample_simplex_weights
+
+DRAWS = 20_000
+
+
+def draws(distribution: str, task_num: int, n: int = DRAWS) -> torch.Tensor:
+    torch.manual_seed(0)
+    return torch.stack([sample_simplex_weights(distribution, task_num) for _ in range(n)])
+
+
+@pytest.mark.parametrize("distribution", sorted(DISTRIBUTIONS))
+@pytest.mark.parametrize("task_num", [2, 3, 7])
+def test_weights_on_simplex_with_mean_one_over_t(distribution, task_num):
+    lam = draws(distribution, task_num)
+    assert lam.shape == (DRAWS, task_num)
+    assert (lam >= 0).all()
+    torch.testing.assert_close(lam.sum(dim=1), torch.ones(DRAWS), atol=1e-6, rtol=0)
+    # Monte-Carlo: each coordinate has variance <= 1/4, so 5 standard errors < 5 * 0.5 / sqrt(20000) = 0.018.
+    torch.testing.assert_close(lam.mean(dim=0), torch.full((task_num,), 1 / task_num), atol=0.018, rtol=0)
+
+
+def test_dirichlet_second_moment_matches_dir_1():
+    # λ_t ~ Beta(1, T-1) for Dir(1,…,1): E[λ_t²] = 2 / (T (T+1)).
+    task_num = 4
+    lam = draws("dirichlet", task_num)
+    torch.testing.assert_close(lam.square().mean(dim=0), torch.full((task_num,), 2 / 20), atol=4e-3, rtol=0)
+
+
+def test_bernoulli_is_uniform_over_non_empty_subsets():
+    task_num = 3
+    lam = draws("bernoulli", task_num)
+    subsets = (lam > 0).long() @ torch.tensor([1, 2, 4])
+    assert (subsets > 0).all(), "an all-zero Bernoulli draw reached the normalisation"
+    frequencies = torch.bincount(subsets, minlength=8)[1:].float() / DRAWS
+    torch.testing.assert_close(frequencies, torch.full((7,), 1 / 7), atol=0.012, rtol=0)
+    # non-zero entries are equal: λ = λ̃ / Σ λ̃
+    chosen = lam[subsets == 7]
+    torch.testing.assert_close(chosen, torch.full_like(chosen, 1 / 3))
+
+
+def test_bernoulli_many_tasks_never_all_zero():
+    torch.manual_seed(0)
+    for _ in range(200):
+        lam = sample_simplex_weights("bernoulli", 70)
+        assert torch.isfinite(lam).all() and lam.sum().item() == pytest.approx(1.0)
+
+
+def test_constrained_bernoulli_trains_exactly_one_task():
+    lam = draws("constrained_bernoulli", 5, n=2000)
+    assert ((lam == 1).sum(dim=1) == 1).all()
+    assert ((lam == 0).sum(dim=1) == 4).all()
+
+
+def test_normal_softmax_is_softmax_of_a_standard_normal_draw():
+    torch.manual_seed(123)
+    expected = torch.softmax(torch.randn(4), dim=0)
+    torch.manual_seed(123)
+    torch.testing.assert_close(sample_simplex_weights("normal", 4), expected)
+
+
+def test_unknown_distribution_names_the_choices():
+    with pytest.raises(ValueError, match="constrained_bernoulli"):
+        get("rlw")(3, distribution="gaussian")
+
+
+def test_same_seed_same_weights():
+    torch.manual_seed(7)
+    first = get("rlw")(3).weights(torch.ones(3))
+    torch.manual_seed(7)
+    torch.testing.assert_close(get("rlw")(3).weights(torch.ones(3)), first)
