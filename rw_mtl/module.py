@@ -108,16 +108,22 @@ class MTLModule(L.LightningModule):
         loss_weights = self.loss_weighting.weights(losses)
         self.last_loss_weights = loss_weights.detach()
         weighted = loss_weights * losses
+        total = weighted.sum()
+        regularization = self.loss_weighting.regularization()
+        if regularization is not None:
+            total = total + regularization
         if self.grad_weighting is None:
-            self.manual_backward(weighted.sum())
+            self.manual_backward(total)
         else:
-            self._balanced_backward(weighted, rep, rep_leaf)
+            self._balanced_backward(losses, weighted, total, rep, rep_leaf)
         optimizer.step()
+        self._epoch_loss_sum += losses.detach()
+        self._epoch_steps += 1
 
         if self._is_logging_step():
             self._log_step(losses, loss_weights, now)
         self._last_step_start = now
-        return weighted.sum().detach()
+        return total.detach()
 
     def _training_losses(self, batch: dict) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """ℓ ∈ R^T; in rep mode also z and the leaf copy of z the heads were run on."""
@@ -132,12 +138,15 @@ class MTLModule(L.LightningModule):
         losses = torch.stack([task.loss(predictions[name], targets[name]) for name, task in self.tasks.items()])
         return losses, rep, rep_leaf
 
-    def _balanced_backward(self, weighted: Tensor, rep: Tensor | None, rep_leaf: Tensor | None) -> None:
-        """Step 4 with a gradient method: d = aggregate(G) on θ (or z); own gradients for everything else."""
+    def _balanced_backward(
+        self, losses: Tensor, weighted: Tensor, total: Tensor, rep: Tensor | None, rep_leaf: Tensor | None
+    ) -> None:
+        """Step 4 with a gradient method: d = aggregate(G) on θ (or z); ``total`` = Σ λ_t ℓ_t (+ the loss
+        method's penalty) for the heads and the loss method's own parameters."""
         shared = [rep_leaf] if self.uses_rep_mode else self._shared_parameters()
         grads = task_gradients(weighted, shared, batched=self.batched_jacobian)
-        direction = self.grad_weighting.aggregate(grads)
-        self.manual_backward(weighted.sum(), inputs=self._own_gradient_parameters())
+        direction = self.grad_weighting.aggregate(grads, losses.detach())
+        self.manual_backward(total, inputs=self._own_gradient_parameters())
         if self.uses_rep_mode:
             self.manual_backward(rep, gradient=direction.view_as(rep))
         else:
@@ -167,7 +176,13 @@ class MTLModule(L.LightningModule):
             values["train/step_time_s"] = step_start - self._last_step_start
         self.log_dict(values, on_step=True, on_epoch=False)
 
+    def on_train_epoch_start(self) -> None:
+        self._epoch_loss_sum = torch.zeros(len(self.tasks), device=self.device)
+        self._epoch_steps = 0
+
     def on_train_epoch_end(self) -> None:
+        if self._epoch_steps:
+            self.loss_weighting.epoch_end(self._epoch_loss_sum / self._epoch_steps)
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()

@@ -37,6 +37,13 @@ class LossWeighting(_Weighting):
         """Return λ for this step; ``losses`` is the [T] vector of per-task losses (with its graph)."""
         raise NotImplementedError
 
+    def regularization(self) -> Tensor | None:
+        """An extra term added to Σ λ_t ℓ_t (UW's and IMTL-L's penalties on their learnable scales)."""
+        return None
+
+    def epoch_end(self, mean_losses: Tensor) -> None:
+        """Called after each training epoch with the [T] mean training loss of every task (DWA)."""
+
 
 class GradWeighting(_Weighting):
     """Turns per-task gradients G ∈ R^{T×D} of the shared part into one direction d ∈ R^D.
@@ -50,11 +57,41 @@ class GradWeighting(_Weighting):
         super().__init__(task_num)
         self.last_weights: Tensor | None = None
 
-    def aggregate(self, grads: Tensor) -> Tensor:
-        """Return the update direction [D] for the [T, D] matrix of per-task gradients ``grads``."""
+    def aggregate(self, grads: Tensor, losses: Tensor | None = None) -> Tensor:
+        """Return the update direction [D] for the [T, D] matrix of per-task gradients ``grads``.
+
+        ``losses`` — the [T] unweighted per-task losses of the step — is passed by the training step for the
+        methods that use loss values (MGDA-UB's loss normalisation, GradNorm's training rates).
+        """
         raise NotImplementedError
+
+    def _require_losses(self, losses: Tensor | None, why: str) -> Tensor:
+        if losses is None:
+            raise ValueError(f"{type(self).__name__} needs the per-task losses ({why}): aggregate(grads, losses)")
+        self._check_task_dim(losses.shape[0], "losses")
+        return losses.detach()
 
     def _check_grads(self, grads: Tensor) -> None:
         if grads.dim() != 2 or not torch.is_floating_point(grads):
             raise ValueError(f"grads must be a float [T, D] matrix, got {tuple(grads.shape)} {grads.dtype}")
         self._check_task_dim(grads.shape[0], "a gradient matrix")
+
+
+class GramWeighting(GradWeighting):
+    """A gradient method whose direction is a linear combination d = Σ_t w_t g_t with w a function of the
+    Gram matrix M = G Gᵀ (and the losses) alone.
+
+    That covers MGDA-UB, GradNorm, PCGrad, IMTL-G, GradVac and CAGrad: every projection they perform on
+    gradients is an inner product, so the method runs on the T×T matrix M (one [T, D] × [D, T] product)
+    and the [D]-sized work is the single combination ``w @ grads``.
+    """
+
+    def gram_weights(self, gram: Tensor, losses: Tensor | None) -> Tensor:
+        """The [T] combination weights w for the Gram matrix ``gram`` [T, T]."""
+        raise NotImplementedError
+
+    def aggregate(self, grads: Tensor, losses: Tensor | None = None) -> Tensor:
+        self._check_grads(grads)
+        weights = self.gram_weights(grads @ grads.T, losses)
+        self.last_weights = weights.detach()
+        return weights.detach().to(grads.dtype) @ grads

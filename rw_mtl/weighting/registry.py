@@ -7,17 +7,37 @@ A new method is one file under ``loss/`` or ``grad/``, one line here, and one YA
 from __future__ import annotations
 
 from rw_mtl.weighting.base import GradWeighting, LossWeighting
+from rw_mtl.weighting.grad.cagrad import CAGrad
+from rw_mtl.weighting.grad.graddrop import GradDrop
+from rw_mtl.weighting.grad.gradnorm import GradNorm
+from rw_mtl.weighting.grad.gradvac import GradVac
+from rw_mtl.weighting.grad.imtl_g import IMTL_G
+from rw_mtl.weighting.grad.mgda_ub import MGDA_UB
+from rw_mtl.weighting.grad.pcgrad import PCGrad
 from rw_mtl.weighting.grad.rgw import RGW
+from rw_mtl.weighting.loss.dwa import DWA
 from rw_mtl.weighting.loss.ew import EW
+from rw_mtl.weighting.loss.imtl_l import IMTL_L
 from rw_mtl.weighting.loss.rlw import RLW
+from rw_mtl.weighting.loss.uw import UW
 
 LOSS_METHODS: dict[str, type[LossWeighting]] = {
     "ew": EW,
     "rlw": RLW,
+    "uw": UW,
+    "dwa": DWA,
+    "imtl_l": IMTL_L,
 }
 
 GRAD_METHODS: dict[str, type[GradWeighting]] = {
     "rgw": RGW,
+    "mgda_ub": MGDA_UB,
+    "gradnorm": GradNorm,
+    "pcgrad": PCGrad,
+    "graddrop": GradDrop,
+    "imtl_g": IMTL_G,
+    "gradvac": GradVac,
+    "cagrad": CAGrad,
 }
 
 # The config choice `weighting/grad=none` means "no gradient balancing": plain backward of Σ λ_t ℓ_t.

@@ -21,7 +21,7 @@ class RGW(GradWeighting):
         self._sample = sampler(distribution)
         self.distribution = distribution
 
-    def aggregate(self, grads: Tensor) -> Tensor:
+    def aggregate(self, grads: Tensor, losses: Tensor | None = None) -> Tensor:
         self._check_grads(grads)
         weights = self._sample(self.task_num, grads.device, grads.dtype)
         self.last_weights = weights
