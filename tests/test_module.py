@@ -66,6 +66,13 @@ CASES = {
         "weighting/loss=ew", "weighting/grad=rgw", "weighting.grad.mode=param", "weighting.grad.batched_jacobian=true"
     ],
     "rlw+rgw": ["weighting/loss=rlw", "weighting/grad=rgw"],
+    "uw": ["weighting/loss=uw"],
+    "imtl_l+imtl_g": ["weighting/loss=imtl_l", "weighting/grad=imtl_g"],
+    "mgda_ub-rep": ["weighting/loss=ew", "weighting/grad=mgda_ub"],
+    "rlw+cagrad": ["weighting/loss=rlw", "weighting/grad=cagrad"],
+    "uw+pcgrad": ["weighting/loss=uw", "weighting/grad=pcgrad"],
+    "gradvac": ["weighting/loss=ew", "weighting/grad=gradvac"],
+    "gradnorm": ["weighting/loss=ew", "weighting/grad=gradnorm"],
 }
 
 
@@ -74,13 +81,23 @@ def test_training_step_applies_algorithm_gradients(fast_config, case):
     before, after, data = one_step(fast_config(*ONE_BATCH, *CASES[case]))
     loss_weights = after.last_loss_weights
     grad_weights = after.grad_weighting.last_weights if after.grad_weighting is not None else None
-    assert loss_weights.sum().item() == pytest.approx(1.0)
+    if after.loss_weighting.__class__.__name__ in ("EW", "RLW"):
+        assert loss_weights.sum().item() == pytest.approx(1.0)
     shared_expected, heads_expected = expected_gradients(before, loss_weights, grad_weights, data)
 
     shared_update = applied_update(before.arch.shared_parameters(), after.arch.shared_parameters())
     head_update = applied_update(before.arch.task_parameters(), after.arch.task_parameters())
     for got, want in zip(shared_update + head_update, list(shared_expected) + list(heads_expected)):
         torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+
+    scales = list(before.loss_weighting.parameters())  # UW / IMTL-L: trained by Σ λ_t ℓ_t + penalty
+    if scales:
+        predictions = before.arch(data.inputs)
+        losses = torch.stack([task.loss(predictions[n], data.targets[n]) for n, task in before.tasks.items()])
+        total = (before.loss_weighting.weights(losses) * losses.detach()).sum() + before.loss_weighting.regularization()
+        expected = torch.autograd.grad(total, scales)
+        for got, want in zip(applied_update(scales, after.loss_weighting.parameters()), expected):
+            torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
 
 
 def test_rgw_leaves_head_gradients_unweighted(fast_config):

@@ -1,0 +1,279 @@
+"""Gradient-balancing methods on plain [T, D] matrices: hand-computed values, defining properties, and
+cross-checks with TorchJD's aggregators and with the reference CAGrad solver (scipy)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+from torchjd.aggregation import IMTLG, MGDA, GradVac as TorchJDGradVac, PCGrad as TorchJDPCGrad
+
+from rw_mtl.weighting import GRAD_METHODS, get
+from rw_mtl.weighting.simplex import cagrad_weights, min_norm_weights, project_to_simplex
+
+T = torch.tensor
+DETERMINISTIC = ["mgda_ub", "imtl_g", "cagrad", "gradnorm"]
+
+
+def random_grads(task_num: int, dim: int = 20, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(task_num, dim, generator=generator, dtype=torch.float64)
+
+
+# ------------------------------------------------------------------------------------------- contracts
+@pytest.mark.parametrize("name", sorted(GRAD_METHODS))
+@pytest.mark.parametrize("task_num", [2, 3, 5])
+def test_aggregate_contract(name, task_num):
+    torch.manual_seed(0)
+    grads = random_grads(task_num).float()
+    method = get(name)(task_num)
+    direction = method.aggregate(grads, torch.rand(task_num) + 0.5)
+    assert direction.shape == (grads.shape[1],) and torch.isfinite(direction).all()
+    if method.last_weights is not None:
+        assert method.last_weights.shape == (task_num,)
+        torch.testing.assert_close(method.last_weights @ grads, direction, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_deterministic_methods_repeat_exactly(name):
+    grads, losses = random_grads(4).float(), torch.tensor([1.0, 2.0, 0.5, 1.5])
+    method = get(name)(4)
+    assert torch.equal(method.aggregate(grads, losses), method.aggregate(grads, losses))
+    assert torch.equal(get(name)(4).aggregate(grads, losses), method.aggregate(grads, losses))
+
+
+# ---------------------------------------------------------------------------------------------- MGDA-UB
+def test_mgda_two_tasks_hand_computed():
+    # min over w of ‖w (2,0) + (1−w) (0,1)‖² = 4w² + (1−w)²  →  w = 1/5, d = (0.4, 0.8)
+    method = get("mgda_ub")(2)
+    torch.testing.assert_close(method.aggregate(T([[2.0, 0.0], [0.0, 1.0]])), T([0.4, 0.8]))
+    torch.testing.assert_close(method.last_weights, T([0.2, 0.8]))
+
+
+def test_mgda_result_is_min_norm_point_of_hull():
+    grads = random_grads(4, dim=6, seed=3)
+    method = get("mgda_ub")(4, iterations=2000)
+    direction = method.aggregate(grads)
+    w = method.last_weights
+    assert (w >= 0).all() and w.sum().item() == pytest.approx(1.0)
+    # KKT on the simplex: g_t · d ≥ ‖d‖² for every t, with equality on the support.
+    products, norm2 = grads @ direction, direction @ direction
+    assert (products >= norm2 - 1e-7).all()
+    torch.testing.assert_close(products[w > 1e-6], torch.full_like(products[w > 1e-6], norm2.item()), atol=1e-7, rtol=0)
+    # TorchJD's Frank-Wolfe stops a little short of the optimum here (KKT violated by 3e-5): same point,
+    # and ours is never longer.
+    torchjd_direction = MGDA(epsilon=1e-12, max_iters=100_000)(grads)
+    assert norm2 <= torchjd_direction @ torchjd_direction
+    torch.testing.assert_close(direction, torchjd_direction, atol=5e-4, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("normalization", "losses"),
+    [("l2", None), ("loss", [2.0, 1.0])],  # both turn (2,0), (0,1) into (1,0), (0,1)
+)
+def test_mgda_normalizations_to_unit_gradients(normalization, losses):
+    method = get("mgda_ub")(2, normalization=normalization)
+    result = method.aggregate(T([[2.0, 0.0], [0.0, 1.0]]), None if losses is None else T(losses))
+    torch.testing.assert_close(result, T([0.5, 0.5]))
+    torch.testing.assert_close(method.last_weights, T([0.25, 0.5]))
+
+
+def test_mgda_loss_plus_normalization():
+    # n = ℓ‖g‖ = (8, 0.5): ĝ = (0.25, 0), (0, 2); min norm at w_1 = 4 / (0.0625 + 4)
+    method = get("mgda_ub")(2, normalization="loss+")
+    result = method.aggregate(T([[2.0, 0.0], [0.0, 1.0]]), T([4.0, 0.5]))
+    w1 = 4.0 / 4.0625
+    torch.testing.assert_close(result, T([w1 * 0.25, (1 - w1) * 2.0]))
+    torch.testing.assert_close(method.last_weights, T([w1 / 8.0, (1 - w1) / 0.5]))
+
+
+def test_mgda_loss_normalization_needs_losses():
+    with pytest.raises(ValueError, match="losses"):
+        get("mgda_ub")(2, normalization="loss").aggregate(torch.eye(2))
+    with pytest.raises(ValueError, match="mgda_ub.yaml"):
+        get("mgda_ub")(2, normalization="l1")
+
+
+# ----------------------------------------------------------------------------------------------- PCGrad
+def test_pcgrad_two_tasks_hand_computed():
+    # g1·g2 = −1: g1' = g1 + ½ g2 = (0.5, 0.5), g2' = g2 + g1 = (0, 1)
+    torch.manual_seed(0)
+    grads = T([[1.0, 0.0], [-1.0, 1.0]])
+    torch.testing.assert_close(get("pcgrad")(2).aggregate(grads), T([0.5, 1.5]))
+    torch.testing.assert_close(get("pcgrad")(2).aggregate(grads), TorchJDPCGrad()(grads))
+
+
+def test_pcgrad_leaves_agreeing_gradients_alone():
+    grads = T([[1.0, 0.0], [1.0, 1.0]])
+    torch.testing.assert_close(get("pcgrad")(2).aggregate(grads), T([2.0, 1.0]))
+
+
+def test_pcgrad_removes_each_conflicting_component():
+    # g3 is orthogonal to both others, so every random order gives the same result.
+    grads = T([[1.0, 0.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    for seed in range(5):
+        torch.manual_seed(seed)
+        torch.testing.assert_close(get("pcgrad")(3).aggregate(grads), T([0.5, 1.5, 1.0]))
+
+
+def test_pcgrad_projected_gradient_no_longer_conflicts():
+    torch.manual_seed(0)
+    grads = T([[2.0, 1.0], [-1.0, 0.5]])
+    method = get("pcgrad")(2)
+    direction = method.aggregate(grads)
+    first = grads[0] - (grads[0] @ grads[1]) / (grads[1] @ grads[1]) * grads[1]
+    assert first @ grads[1] == pytest.approx(0.0, abs=1e-6)
+    second = grads[1] - (grads[1] @ grads[0]) / (grads[0] @ grads[0]) * grads[0]
+    torch.testing.assert_close(direction, first + second)
+
+
+# --------------------------------------------------------------------------------------------- GradDrop
+def test_graddrop_keeps_agreeing_coordinates_whole():
+    grads = T([[1.0, 2.0, -1.0], [3.0, 1.0, -2.0]])
+    torch.testing.assert_close(get("graddrop")(2).aggregate(grads), T([4.0, 3.0, -3.0]))
+
+
+def test_graddrop_samples_sign_by_purity():
+    # P = ½(1 + (1−3)/(1+3)) = 0.25: keep +1 with probability 0.25, else −3  →  E[d] = −2
+    torch.manual_seed(0)
+    grads = T([[1.0], [-3.0]]).expand(2, 40_000).contiguous()
+    direction = get("graddrop")(2).aggregate(grads)
+    assert set(direction.unique().tolist()) == {1.0, -3.0}
+    assert direction.mean().item() == pytest.approx(-2.0, abs=0.03)
+    torch.testing.assert_close(get("graddrop")(2, leak=1.0).aggregate(grads), grads.sum(0))
+
+
+# ----------------------------------------------------------------------------------------------- IMTL-G
+def test_imtlg_two_tasks_hand_computed():
+    # d = a (1,0) + (1−a) (0,2); equal projections a = 2(1−a)  →  a = 2/3, d = (2/3, 2/3)
+    method = get("imtl_g")(2)
+    torch.testing.assert_close(method.aggregate(T([[1.0, 0.0], [0.0, 2.0]])), T([2 / 3, 2 / 3]))
+    torch.testing.assert_close(method.last_weights, T([2 / 3, 1 / 3]))
+
+
+def test_imtlg_equal_projections_on_every_task():
+    grads = random_grads(4, seed=5)
+    direction = get("imtl_g")(4).aggregate(grads)
+    projections = (grads / grads.norm(dim=1, keepdim=True)) @ direction
+    torch.testing.assert_close(projections, projections[:1].expand(4))
+    torch.testing.assert_close(direction, IMTLG()(grads))
+
+
+# ---------------------------------------------------------------------------------------------- GradVac
+def _gradvac_reference(grads, target, beta, order):
+    """A plain loop over pairs, as in the paper's Algorithm 2 (two tasks: order is fixed)."""
+    projected = grads.clone()
+    for i, j in order:
+        gi, gj = projected[i], grads[j]
+        cosine = gi @ gj / (gi.norm() * gj.norm())
+        goal = target[i, j]
+        if cosine < goal:
+            projected[i] = gi + gj * gi.norm() * (goal * (1 - cosine**2).sqrt() - cosine * (1 - goal**2).sqrt()) / (
+                gj.norm() * (1 - goal**2).sqrt()
+            )
+        target[i, j] = (1 - beta) * goal + beta * cosine
+    return projected.sum(0)
+
+
+def test_gradvac_two_tasks_two_steps_with_ema_state():
+    grads = T([[1.0, 0.0], [-1.0, 1.0]], dtype=torch.float64)
+    method = get("gradvac")(2, beta=0.5)
+    target = torch.zeros(2, 2, dtype=torch.float64)
+    first = method.aggregate(grads)
+    torch.testing.assert_close(first, _gradvac_reference(grads, target, 0.5, [(0, 1), (1, 0)]))
+    torch.testing.assert_close(first, TorchJDGradVac(beta=0.5)(grads))  # φ̂ = 0 at first: as PCGrad
+    torch.testing.assert_close(method.target_similarity.double(), target)
+    assert target[0, 1].item() == pytest.approx(-0.5 / math.sqrt(2))
+    second = method.aggregate(grads)  # now φ = −0.707 < φ̂ = −0.354: raised to φ̂, not to 0
+    torch.testing.assert_close(second, _gradvac_reference(grads, target, 0.5, [(0, 1), (1, 0)]))
+    assert not torch.allclose(first, second)
+
+
+# ----------------------------------------------------------------------------------------------- CAGrad
+def _cagrad_reference(grads: torch.Tensor, c: float) -> torch.Tensor:
+    """The original implementation (scipy on the host), rescale=1."""
+    gram = (grads @ grads.T).numpy()
+    task_num = len(gram)
+    x0 = np.ones(task_num) / task_num
+    g0_norm = np.sqrt(gram.mean() + 1e-8)
+    cc = c * g0_norm + 1e-8
+
+    def objective(x):
+        return x @ gram @ x0 + cc * np.sqrt(x @ gram @ x + 1e-8)
+
+    res = minimize(objective, x0, bounds=[(0, 1)] * task_num, method="SLSQP",
+                   constraints={"type": "eq", "fun": lambda x: 1 - x.sum()}, options={"ftol": 1e-14, "maxiter": 2000})
+    gw = torch.from_numpy(res.x) @ grads
+    return (grads.mean(0) + cc / (gw.norm() + 1e-8) * gw) / (1 + c**2)
+
+
+def test_cagrad_is_mean_when_c_is_zero():
+    grads = random_grads(3)
+    torch.testing.assert_close(get("cagrad")(3, c=0.0).aggregate(grads), grads.mean(0))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cagrad_matches_reference_solver(seed):
+    grads = random_grads(3, dim=8, seed=seed)
+    grads[1] = -0.8 * grads[0] + 0.3 * grads[1]  # a real conflict
+    got = get("cagrad")(3, c=0.5, iterations=2000).aggregate(grads)
+    torch.testing.assert_close(got, _cagrad_reference(grads, 0.5), atol=2e-5, rtol=1e-4)
+
+
+def test_cagrad_improves_worst_task_over_mean():
+    grads = T([[1.0, 0.0], [-0.9, 0.3]], dtype=torch.float64)
+    direction, mean = get("cagrad")(2, rescale=0).aggregate(grads), grads.mean(0)
+    assert (grads @ direction).min() > (grads @ mean).min()
+
+
+# --------------------------------------------------------------------------------------------- GradNorm
+def test_gradnorm_balance_gradient_hand_computed():
+    # w = (½, ½), ‖g‖ = (1, 3): G = (½, 3/2), Ḡ = 1, r = 1 → L = Σ|G − 1|, ∂L/∂s = (−1, 1)
+    method = get("gradnorm")(2)
+    grads = T([[1.0, 0.0], [0.0, 3.0]])
+    direction = method.aggregate(grads, T([2.0, 1.0]))
+    torch.testing.assert_close(direction, T([0.5, 1.5]))
+    torch.testing.assert_close(method.logits.grad, T([-1.0, 1.0]))
+    torch.testing.assert_close(method.initial_losses, T([2.0, 1.0]))
+
+
+def test_gradnorm_targets_slow_tasks():
+    # equal norms, task 0's loss fell to half its start while task 1's did not: r = (2/3, 4/3), α = 1.5
+    method = get("gradnorm")(2)
+    method.aggregate(torch.eye(2), T([1.0, 1.0]))
+    method.aggregate(torch.eye(2), T([0.5, 1.0]))
+    assert method.logits.grad[1] < 0 < method.logits.grad[0]  # gradient descent raises task 1's weight
+
+
+# ------------------------------------------------------------------------------------------- the solvers
+def test_project_to_simplex_matches_definition():
+    vector = T([0.5, 2.0, -1.0, 0.7])
+    projected = project_to_simplex(vector)
+    torch.testing.assert_close(projected, T([0.0, 1.0, 0.0, 0.0]))
+    torch.testing.assert_close(project_to_simplex(T([0.2, 0.3, 0.5])), T([0.2, 0.3, 0.5]))
+    torch.testing.assert_close(project_to_simplex(T([1.0, 1.0])), T([0.5, 0.5]))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_solvers_reach_scipy_optimum(seed):
+    grads = random_grads(6, dim=30, seed=seed)
+    gram = grads @ grads.T
+    scale = gram.diagonal().mean().item()
+    w = min_norm_weights(gram)
+    reference = minimize(lambda x: x @ gram.numpy() @ x, np.ones(6) / 6, bounds=[(0, 1)] * 6, method="SLSQP",
+                         constraints={"type": "eq", "fun": lambda x: 1 - x.sum()}, options={"ftol": 1e-15})
+    assert (w @ gram @ w).item() <= reference.fun + 1e-5 * scale
+    uniform = torch.full((6,), 1 / 6, dtype=torch.float64)
+    sqrt_phi = 0.5 * (uniform @ gram @ uniform).sqrt()
+
+    def cagrad_objective(x):
+        return x @ gram @ uniform + sqrt_phi * (x @ gram @ x).sqrt()
+
+    w = cagrad_weights(gram, 0.5)
+    reference = minimize(lambda x: cagrad_objective(torch.from_numpy(x)).item(), np.ones(6) / 6, method="SLSQP",
+                         bounds=[(0, 1)] * 6, constraints={"type": "eq", "fun": lambda x: 1 - x.sum()},
+                         options={"ftol": 1e-15})
+    assert cagrad_objective(w).item() <= reference.fun + 1e-5 * scale

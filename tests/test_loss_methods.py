@@ -1,0 +1,70 @@
+"""Loss-balancing methods: weights, penalties and their optima on hand-computed examples."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rw_mtl.weighting import LOSS_METHODS, get
+
+T = torch.tensor
+
+
+@pytest.mark.parametrize("name", sorted(LOSS_METHODS))
+def test_weights_contract(name):
+    torch.manual_seed(0)
+    weights = get(name)(3).weights(T([1.0, 2.0, 3.0]))
+    assert weights.shape == (3,) and (weights > 0).all()
+
+
+def test_uw_initial_weights_and_penalty():
+    method = get("uw")(2)
+    torch.testing.assert_close(method.weights(T([1.0, 4.0])), torch.full((2,), 0.5 * math.exp(0.5)))
+    torch.testing.assert_close(method.regularization(), T(-0.5))
+
+
+def test_uw_learns_log_variance_equal_to_log_loss():
+    # ∂/∂s [ℓ e^{−s}/2 + s/2] = 0  ⇔  s = log ℓ
+    method = get("uw")(2)
+    losses = T([0.5, 4.0])
+    optimizer = torch.optim.Adam(method.parameters(), lr=0.05)
+    for _ in range(2000):
+        optimizer.zero_grad()
+        ((method.weights(losses) * losses).sum() + method.regularization()).backward()
+        optimizer.step()
+    torch.testing.assert_close(method.log_variance.detach(), losses.log(), atol=1e-3, rtol=0)
+
+
+def test_imtl_l_stationary_where_scaled_losses_equal_one():
+    # ∂/∂s [e^{s} ℓ − s] = 0  ⇔  e^{s} ℓ = 1
+    method = get("imtl_l")(3)
+    losses = T([0.5, 2.0, 8.0])
+    with torch.no_grad():
+        method.log_scale.copy_(-losses.log())
+    total = (method.weights(losses) * losses).sum() + method.regularization()
+    (grad,) = torch.autograd.grad(total, method.log_scale)
+    torch.testing.assert_close(grad, torch.zeros(3))
+    torch.testing.assert_close(method.weights(losses) * losses, torch.ones(3))
+
+
+def test_dwa_is_ew_for_two_epochs_then_softmax_of_loss_ratios():
+    method = get("dwa")(2, temperature=2.0)
+    torch.testing.assert_close(method.weights(torch.ones(2)), T([0.5, 0.5]))
+    method.epoch_end(T([2.0, 1.0]))
+    torch.testing.assert_close(method.weights(torch.ones(2)), T([0.5, 0.5]))
+    method.epoch_end(T([1.0, 1.0]))  # ratios (0.5, 1): task 1 learns slower → more weight
+    expected = torch.softmax(T([0.5, 1.0]) / 2.0, dim=0)
+    torch.testing.assert_close(method.weights(torch.ones(2)), expected)
+    method.epoch_end(T([0.5, 1.5]))  # ratios now (0.5, 1.5)
+    torch.testing.assert_close(method.weights(torch.ones(2)), torch.softmax(T([0.5, 1.5]) / 2.0, dim=0))
+
+
+def test_dwa_state_survives_a_checkpoint():
+    method = get("dwa")(2)
+    method.epoch_end(T([2.0, 1.0]))
+    method.epoch_end(T([1.0, 1.0]))
+    restored = get("dwa")(2)
+    restored.load_state_dict(method.state_dict())
+    torch.testing.assert_close(restored.weights(torch.ones(2)), method.weights(torch.ones(2)))
