@@ -33,6 +33,7 @@ GRAD_MODES = ("param", "rep")
 EVAL_SPLITS = ("val", "test")
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+DEFAULT_OPTIMIZER: OptimizerFactory = partial(torch.optim.Adam, lr=1e-3)
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 
 
@@ -53,7 +54,7 @@ class MTLModule(L.LightningModule):
         grad_weighting: GradWeighting | None = None,
         grad_mode: str = "param",
         batched_jacobian: bool = False,
-        optimizer: OptimizerFactory = partial(torch.optim.Adam, lr=1e-3),
+        optimizer: OptimizerFactory = DEFAULT_OPTIMIZER,
         scheduler: SchedulerFactory | None = None,
     ) -> None:
         super().__init__()
@@ -69,7 +70,9 @@ class MTLModule(L.LightningModule):
             )
         for method in (loss_weighting, grad_weighting):
             if method is not None and method.task_num != len(tasks):
-                raise ValueError(f"{type(method).__name__} was built for {method.task_num} tasks, not {len(tasks)}")
+                raise ValueError(
+                    f"{type(method).__name__} was built for {method.task_num} tasks, not {len(tasks)}"
+                )
         self.arch = arch
         self.tasks = dict(tasks)
         self.task_names = list(tasks)
@@ -80,7 +83,10 @@ class MTLModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.metrics = nn.ModuleDict(
-            {split: nn.ModuleDict({name: task.make_metrics() for name, task in self.tasks.items()}) for split in EVAL_SPLITS}
+            {
+                split: nn.ModuleDict({name: task.make_metrics() for name, task in self.tasks.items()})
+                for split in EVAL_SPLITS
+            }
         )
         self.epoch_metrics: dict[str, dict[str, dict[str, float]]] = {}
         self.val_history: list[dict] = []
@@ -91,7 +97,7 @@ class MTLModule(L.LightningModule):
     def uses_rep_mode(self) -> bool:
         return self.grad_weighting is not None and self.grad_mode == "rep"
 
-    # ----------------------------------------------------------------------------------------------- training
+    # -------------------------------------------------------------------------------------------- training
     def on_fit_start(self) -> None:
         if self.grad_weighting is not None and str(self.trainer.precision).startswith("16"):
             raise ValueError(
@@ -135,7 +141,9 @@ class MTLModule(L.LightningModule):
         else:
             rep = rep_leaf = None
             predictions = self.arch(batch["inputs"])
-        losses = torch.stack([task.loss(predictions[name], targets[name]) for name, task in self.tasks.items()])
+        losses = torch.stack(
+            [task.loss(predictions[name], targets[name]) for name, task in self.tasks.items()]
+        )
         return losses, rep, rep_leaf
 
     def _balanced_backward(
@@ -193,7 +201,7 @@ class MTLModule(L.LightningModule):
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
 
-    # ---------------------------------------------------------------------------------------------- evaluation
+    # ------------------------------------------------------------------------------------------ evaluation
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch, "val")
 

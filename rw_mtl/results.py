@@ -1,4 +1,4 @@
-"""results.json: what one run leaves behind for the report, written so that a crash never leaves half a file."""
+"""results.json: what one run leaves behind for the report, written so a crash never leaves half a file."""
 
 from __future__ import annotations
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize
-from torchjd.aggregation import IMTLG, MGDA, GradVac as TorchJDGradVac, PCGrad as TorchJDPCGrad
+from torchjd.aggregation import IMTLG, MGDA
+from torchjd.aggregation import GradVac as TorchJDGradVac
+from torchjd.aggregation import PCGrad as TorchJDPCGrad
 
 from rw_mtl.weighting import GRAD_METHODS, get
 from rw_mtl.weighting.simplex import cagrad_weights, min_norm_weights, project_to_simplex
@@ -62,7 +64,9 @@ def test_mgda_result_is_min_norm_point_of_hull():
     # KKT on the simplex: g_t · d ≥ ‖d‖² for every t, with equality on the support.
     products, norm2 = grads @ direction, direction @ direction
     assert (products >= norm2 - 1e-7).all()
-    torch.testing.assert_close(products[w > 1e-6], torch.full_like(products[w > 1e-6], norm2.item()), atol=1e-7, rtol=0)
+    torch.testing.assert_close(
+        products[w > 1e-6], torch.full_like(products[w > 1e-6], norm2.item()), atol=1e-7, rtol=0
+    )
     # TorchJD's Frank-Wolfe stops a little short of the optimum here (KKT violated by 3e-5): same point,
     # and ours is never longer.
     torchjd_direction = MGDA(epsilon=1e-12, max_iters=100_000)(grads)
@@ -171,9 +175,9 @@ def _gradvac_reference(grads, target, beta, order):
         cosine = gi @ gj / (gi.norm() * gj.norm())
         goal = target[i, j]
         if cosine < goal:
-            projected[i] = gi + gj * gi.norm() * (goal * (1 - cosine**2).sqrt() - cosine * (1 - goal**2).sqrt()) / (
-                gj.norm() * (1 - goal**2).sqrt()
-            )
+            projected[i] = gi + gj * gi.norm() * (
+                goal * (1 - cosine**2).sqrt() - cosine * (1 - goal**2).sqrt()
+            ) / (gj.norm() * (1 - goal**2).sqrt())
         target[i, j] = (1 - beta) * goal + beta * cosine
     return projected.sum(0)
 
@@ -204,8 +208,14 @@ def _cagrad_reference(grads: torch.Tensor, c: float) -> torch.Tensor:
     def objective(x):
         return x @ gram @ x0 + cc * np.sqrt(x @ gram @ x + 1e-8)
 
-    res = minimize(objective, x0, bounds=[(0, 1)] * task_num, method="SLSQP",
-                   constraints={"type": "eq", "fun": lambda x: 1 - x.sum()}, options={"ftol": 1e-14, "maxiter": 2000})
+    res = minimize(
+        objective,
+        x0,
+        bounds=[(0, 1)] * task_num,
+        method="SLSQP",
+        constraints={"type": "eq", "fun": lambda x: 1 - x.sum()},
+        options={"ftol": 1e-14, "maxiter": 2000},
+    )
     gw = torch.from_numpy(res.x) @ grads
     return (grads.mean(0) + cc / (gw.norm() + 1e-8) * gw) / (1 + c**2)
 
@@ -263,8 +273,14 @@ def test_solvers_reach_scipy_optimum(seed):
     gram = grads @ grads.T
     scale = gram.diagonal().mean().item()
     w = min_norm_weights(gram)
-    reference = minimize(lambda x: x @ gram.numpy() @ x, np.ones(6) / 6, bounds=[(0, 1)] * 6, method="SLSQP",
-                         constraints={"type": "eq", "fun": lambda x: 1 - x.sum()}, options={"ftol": 1e-15})
+    reference = minimize(
+        lambda x: x @ gram.numpy() @ x,
+        np.ones(6) / 6,
+        bounds=[(0, 1)] * 6,
+        method="SLSQP",
+        constraints={"type": "eq", "fun": lambda x: 1 - x.sum()},
+        options={"ftol": 1e-15},
+    )
     assert (w @ gram @ w).item() <= reference.fun + 1e-5 * scale
     uniform = torch.full((6,), 1 / 6, dtype=torch.float64)
     sqrt_phi = 0.5 * (uniform @ gram @ uniform).sqrt()
@@ -273,7 +289,12 @@ def test_solvers_reach_scipy_optimum(seed):
         return x @ gram @ uniform + sqrt_phi * (x @ gram @ x).sqrt()
 
     w = cagrad_weights(gram, 0.5)
-    reference = minimize(lambda x: cagrad_objective(torch.from_numpy(x)).item(), np.ones(6) / 6, method="SLSQP",
-                         bounds=[(0, 1)] * 6, constraints={"type": "eq", "fun": lambda x: 1 - x.sum()},
-                         options={"ftol": 1e-15})
+    reference = minimize(
+        lambda x: cagrad_objective(torch.from_numpy(x)).item(),
+        np.ones(6) / 6,
+        method="SLSQP",
+        bounds=[(0, 1)] * 6,
+        constraints={"type": "eq", "fun": lambda x: 1 - x.sum()},
+        options={"ftol": 1e-15},
+    )
     assert cagrad_objective(w).item() <= reference.fun + 1e-5 * scale

@@ -29,8 +29,13 @@ def one_step(config):
     module = build_module(config, datamodule.tasks)
     before = copy.deepcopy(module)
     trainer = L.Trainer(
-        max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
+        max_steps=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
     )
     trainer.fit(module, datamodule=datamodule)
     return before, module, datamodule.splits["train"]
@@ -48,12 +53,14 @@ def expected_gradients(before, loss_weights, grad_weights, data):
         shared_grads = torch.autograd.grad(weighted.sum(), shared)
     else:
         per_task = [torch.autograd.grad(weighted[t], shared, retain_graph=True) for t in range(len(losses))]
-        shared_grads = [sum(w * g[i] for w, g in zip(grad_weights, per_task)) for i in range(len(shared))]
+        shared_grads = [
+            sum(w * g[i] for w, g in zip(grad_weights, per_task, strict=True)) for i in range(len(shared))
+        ]
     return shared_grads, head_grads
 
 
 def applied_update(before_params, after_params):
-    return [b.detach() - a.detach() for b, a in zip(before_params, after_params)]
+    return [b.detach() - a.detach() for b, a in zip(before_params, after_params, strict=True)]
 
 
 CASES = {
@@ -63,7 +70,10 @@ CASES = {
     "rgw-rep": ["weighting/loss=ew", "weighting/grad=rgw"],
     "rgw-param": ["weighting/loss=ew", "weighting/grad=rgw", "weighting.grad.mode=param"],
     "rgw-param-batched": [
-        "weighting/loss=ew", "weighting/grad=rgw", "weighting.grad.mode=param", "weighting.grad.batched_jacobian=true"
+        "weighting/loss=ew",
+        "weighting/grad=rgw",
+        "weighting.grad.mode=param",
+        "weighting.grad.batched_jacobian=true",
     ],
     "rlw+rgw": ["weighting/loss=rlw", "weighting/grad=rgw"],
     "uw": ["weighting/loss=uw"],
@@ -87,16 +97,22 @@ def test_training_step_applies_algorithm_gradients(fast_config, case):
 
     shared_update = applied_update(before.arch.shared_parameters(), after.arch.shared_parameters())
     head_update = applied_update(before.arch.task_parameters(), after.arch.task_parameters())
-    for got, want in zip(shared_update + head_update, list(shared_expected) + list(heads_expected)):
+    for got, want in zip(
+        shared_update + head_update, list(shared_expected) + list(heads_expected), strict=True
+    ):
         torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
 
     scales = list(before.loss_weighting.parameters())  # UW / IMTL-L: trained by Σ λ_t ℓ_t + penalty
     if scales:
         predictions = before.arch(data.inputs)
         losses = torch.stack([task.loss(predictions[n], data.targets[n]) for n, task in before.tasks.items()])
-        total = (before.loss_weighting.weights(losses) * losses.detach()).sum() + before.loss_weighting.regularization()
+        total = (
+            before.loss_weighting.weights(losses) * losses.detach()
+        ).sum() + before.loss_weighting.regularization()
         expected = torch.autograd.grad(total, scales)
-        for got, want in zip(applied_update(scales, after.loss_weighting.parameters()), expected):
+        for got, want in zip(
+            applied_update(scales, after.loss_weighting.parameters()), expected, strict=True
+        ):
             torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
 
 
@@ -110,7 +126,9 @@ def test_rgw_leaves_head_gradients_unweighted(fast_config):
         head_before, head_after = before.arch.heads[name], after.arch.heads[name]
         loss = task.loss(predictions[name], data.targets[name]) / len(before.tasks)
         expected = torch.autograd.grad(loss, list(head_before.parameters()))
-        for got, want in zip(applied_update(head_before.parameters(), head_after.parameters()), expected):
+        for got, want in zip(
+            applied_update(head_before.parameters(), head_after.parameters()), expected, strict=True
+        ):
             torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
 
 

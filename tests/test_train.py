@@ -82,7 +82,9 @@ def test_cli_writes_results_in_hydra_run_dir(tmp_path):
     run_dir = tmp_path / "cli"
     completed = subprocess.run(
         [sys.executable, "-m", "rw_mtl", *FAST, "weighting/loss=ew", f"hydra.run.dir={run_dir}"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads((run_dir / "results.json").read_text())
@@ -93,7 +95,9 @@ def test_cli_writes_results_in_hydra_run_dir(tmp_path):
 def test_cli_wrong_choice_lists_valid_options(tmp_path):
     completed = subprocess.run(
         [sys.executable, "-m", "rw_mtl", "weighting/loss=nope", f"hydra.run.dir={tmp_path}"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert completed.returncode != 0
     assert "Could not find 'weighting/loss/nope'" in completed.stderr

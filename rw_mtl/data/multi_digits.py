@@ -68,7 +68,9 @@ class MultiDigitsDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if num_digits < 2:
-            raise ValueError(f"multi_digits needs num_digits >= 2 (dataset.datamodule.num_digits), got {num_digits}")
+            raise ValueError(
+                f"multi_digits needs num_digits >= 2 (dataset.datamodule.num_digits), got {num_digits}"
+            )
         if not 0 < shift <= _DIGIT_SIZE:
             raise ValueError(f"dataset.datamodule.shift must be in 1..{_DIGIT_SIZE}, got {shift}")
         self.save_hyperparameters()

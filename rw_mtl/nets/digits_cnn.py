@@ -28,7 +28,10 @@ class DigitsCNN(nn.Module):
             _conv_block(2 * width, 2 * width, stride=1),
         )
         self.project = nn.Sequential(
-            nn.AdaptiveAvgPool2d(grid), nn.Flatten(), nn.Linear(2 * width * grid * grid, feature_dim), nn.ReLU()
+            nn.AdaptiveAvgPool2d(grid),
+            nn.Flatten(),
+            nn.Linear(2 * width * grid * grid, feature_dim),
+            nn.ReLU(),
         )
         self.out_features = feature_dim
 

@@ -67,7 +67,9 @@ class GradWeighting(_Weighting):
 
     def _require_losses(self, losses: Tensor | None, why: str) -> Tensor:
         if losses is None:
-            raise ValueError(f"{type(self).__name__} needs the per-task losses ({why}): aggregate(grads, losses)")
+            raise ValueError(
+                f"{type(self).__name__} needs the per-task losses ({why}): aggregate(grads, losses)"
+            )
         self._check_task_dim(losses.shape[0], "losses")
         return losses.detach()
 

@@ -45,7 +45,11 @@ def task_gradients(
     if batched:
         one_hot = torch.eye(task_num, device=losses.device, dtype=losses.dtype)
         grads = torch.autograd.grad(
-            losses, inputs, grad_outputs=one_hot, is_grads_batched=True, retain_graph=True,
+            losses,
+            inputs,
+            grad_outputs=one_hot,
+            is_grads_batched=True,
+            retain_graph=True,
             materialize_grads=True,
         )
         torch.cat([g.reshape(task_num, -1) for g in grads], dim=1, out=out)
@@ -61,6 +65,8 @@ def assign_flat_grad(direction: Tensor, params: Sequence[Tensor]) -> None:
     """Write the flat [D] ``direction`` into ``p.grad`` of each parameter as views (no copy)."""
     params = list(params)
     if direction.dim() != 1 or direction.numel() != flat_size(params):
-        raise ValueError(f"direction must be a flat [{flat_size(params)}] vector, got {tuple(direction.shape)}")
+        raise ValueError(
+            f"direction must be a flat [{flat_size(params)}] vector, got {tuple(direction.shape)}"
+        )
     for param, chunk in zip(params, direction.split([p.numel() for p in params]), strict=True):
         param.grad = chunk.view_as(param)

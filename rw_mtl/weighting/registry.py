@@ -45,7 +45,7 @@ NO_GRAD_METHOD = "none"
 
 
 def get(name: str) -> type[LossWeighting] | type[GradWeighting]:
-    """The class registered as ``name`` (e.g. ``"rlw"``, ``"rgw"``); construct it as ``cls(task_num, **hp)``."""
+    """The class registered as ``name`` (e.g. ``"rlw"``, ``"rgw"``); build it as ``cls(task_num, **hp)``."""
     for table in (LOSS_METHODS, GRAD_METHODS):
         if name in table:
             return table[name]

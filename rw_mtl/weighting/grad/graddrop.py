@@ -21,7 +21,9 @@ class GradDrop(GradWeighting):
     def __init__(self, task_num: int, leak: float = 0.0) -> None:
         super().__init__(task_num)
         if not 0 <= leak <= 1:
-            raise ValueError(f"GradDrop leak must be in [0, 1] (conf/weighting/grad/graddrop.yaml), got {leak}")
+            raise ValueError(
+                f"GradDrop leak must be in [0, 1] (conf/weighting/grad/graddrop.yaml), got {leak}"
+            )
         self.leak = leak
 
     def aggregate(self, grads: Tensor, losses: Tensor | None = None) -> Tensor:

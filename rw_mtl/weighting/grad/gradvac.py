@@ -41,7 +41,10 @@ class GradVac(GramWeighting):
             current_norm = (current * coefficients).sum(dim=1).clamp_min(1e-20).sqrt()  # ‖g_i'‖
             cosine = current[rows, other] / (current_norm * norms[other])
             goal = target[rows, other]
-            sin_cos, sin_goal = (1 - cosine.square()).clamp_min(0).sqrt(), (1 - goal.square()).clamp_min(1e-12).sqrt()
+            sin_cos, sin_goal = (
+                (1 - cosine.square()).clamp_min(0).sqrt(),
+                (1 - goal.square()).clamp_min(1e-12).sqrt(),
+            )
             increase = current_norm * (goal * sin_cos - cosine * sin_goal) / (norms[other] * sin_goal)
             coefficients[rows, other] += torch.where(cosine < goal, increase, torch.zeros_like(increase))
             target[rows, other] = (1 - self.beta) * goal + self.beta * cosine

@@ -19,7 +19,9 @@ class DWA(LossWeighting):
     def __init__(self, task_num: int, temperature: float = 2.0) -> None:
         super().__init__(task_num)
         if temperature <= 0:
-            raise ValueError(f"DWA temperature must be positive (conf/weighting/loss/dwa.yaml), got {temperature}")
+            raise ValueError(
+                f"DWA temperature must be positive (conf/weighting/loss/dwa.yaml), got {temperature}"
+            )
         self.temperature = temperature
         self.register_buffer("previous_losses", torch.zeros(2, task_num))  # rows: epoch k−2, k−1
         self.register_buffer("epochs_seen", torch.zeros((), dtype=torch.long))
@@ -31,7 +33,9 @@ class DWA(LossWeighting):
 
     def epoch_end(self, mean_losses: Tensor) -> None:
         self._check_task_dim(mean_losses.shape[0], "epoch losses")
-        self.previous_losses = torch.stack([self.previous_losses[1], mean_losses.detach().to(self.previous_losses)])
+        self.previous_losses = torch.stack(
+            [self.previous_losses[1], mean_losses.detach().to(self.previous_losses)]
+        )
         self.epochs_seen += 1
         ratio = self.previous_losses[1] / self.previous_losses[0].clamp_min(1e-12)
         dynamic = torch.softmax(ratio / self.temperature, dim=0)
