@@ -63,6 +63,14 @@ class MTLModule(L.LightningModule):
             raise ValueError(f"tasks {list(tasks)} do not match the architecture's heads {arch.task_names}")
         if grad_mode not in GRAD_MODES:
             raise ValueError(f"weighting.grad.mode must be one of {GRAD_MODES}, got {grad_mode!r}")
+        transforms_rep = grad_weighting is not None and type(grad_weighting).task_representations is not (
+            GradWeighting.task_representations
+        )
+        if transforms_rep and grad_mode != "rep":
+            raise ValueError(
+                f"{type(grad_weighting).__name__} acts on the shared representation; "
+                "set weighting.grad.mode=rep"
+            )
         if grad_weighting is not None and grad_mode == "rep" and not arch.supports_rep_mode:
             raise ValueError(
                 f"{type(arch).__name__} has no single shared representation, so rep mode is impossible; "
@@ -79,6 +87,7 @@ class MTLModule(L.LightningModule):
         self.loss_weighting = loss_weighting
         self.grad_weighting = grad_weighting
         self.grad_mode = grad_mode
+        self.transforms_rep = transforms_rep
         self.batched_jacobian = batched_jacobian
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -137,7 +146,7 @@ class MTLModule(L.LightningModule):
         if self.uses_rep_mode:
             rep = self.arch.encode(batch["inputs"])
             rep_leaf = rep.detach().requires_grad_(True)
-            predictions = self.arch.decode(rep_leaf)
+            predictions = self._decode(rep_leaf)
         else:
             rep = rep_leaf = None
             predictions = self.arch(batch["inputs"])
@@ -196,10 +205,21 @@ class MTLModule(L.LightningModule):
             scheduler.step()
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameters())
+        optimizer = self.optimizer_factory(self._parameter_groups())
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+
+    def _parameter_groups(self) -> list[dict]:
+        """One group for the model; one more per weighting method that sets its own ``learning_rate``."""
+        groups, own = [], set()
+        for method in (self.loss_weighting, self.grad_weighting):
+            if method is not None and method.learning_rate is not None:
+                params = [p for p in method.parameters() if p.requires_grad]
+                if params:
+                    groups.append({"params": params, "lr": method.learning_rate})
+                    own.update(id(p) for p in params)
+        return [{"params": [p for p in self.parameters() if id(p) not in own]}, *groups]
 
     # ------------------------------------------------------------------------------------------ evaluation
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -208,8 +228,22 @@ class MTLModule(L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch, "test")
 
+    def _decode(self, rep: Tensor) -> dict[str, Tensor]:
+        """Heads on z, or on each task's own view of z where the gradient method defines one (RotoGrad)."""
+        if not self.transforms_rep:
+            return self.arch.decode(rep)
+        views = self.grad_weighting.task_representations(rep)
+        return {
+            name: self.arch.decode(view, [name])[name]
+            for name, view in zip(self.task_names, views, strict=True)
+        }
+
+    def predict(self, inputs: Tensor) -> dict[str, Tensor]:
+        """Per-task predictions of the model as trained (with RotoGrad's rotations where used)."""
+        return self._decode(self.arch.encode(inputs)) if self.transforms_rep else self.arch(inputs)
+
     def _evaluation_step(self, batch: dict, split: str) -> None:
-        predictions = self.arch(batch["inputs"])
+        predictions = self.predict(batch["inputs"])
         batch_size = len(batch["inputs"])
         for name, task in self.tasks.items():
             target = batch["targets"][name]

@@ -31,7 +31,7 @@ def random_grads(task_num: int, dim: int = 20, seed: int = 0) -> torch.Tensor:
 def test_aggregate_contract(name, task_num):
     torch.manual_seed(0)
     grads = random_grads(task_num).float()
-    method = get(name)(task_num)
+    method = get(name)(task_num, **({"rotation_size": 8} if name == "rotograd" else {}))
     direction = method.aggregate(grads, torch.rand(task_num) + 0.5)
     assert direction.shape == (grads.shape[1],) and torch.isfinite(direction).all()
     if method.last_weights is not None:
@@ -298,3 +298,55 @@ def test_solvers_reach_scipy_optimum(seed):
         options={"ftol": 1e-15},
     )
     assert cagrad_objective(w).item() <= reference.fun + 1e-5 * scale
+
+
+# --------------------------------------------------------------------------------------------- RotoGrad
+def test_rotograd_scales_to_convergence_weighted_norm():
+    method = get("rotograd")(2, rotation_size=2)
+    method.task_representations(torch.zeros(1, 2))
+    # first step: α = ½ each, common norm = mean(3, 1) = 2 → d = 2·(1,0) + 2·(0,1)
+    torch.testing.assert_close(method.aggregate(T([[3.0, 0.0], [0.0, 1.0]])), T([2.0, 2.0]))
+    # task 0's norm halved: ratios (½, 1) → α = (⅓, ⅔), common norm = 1.5/3 + 2/3
+    common = 1.5 / 3 + 2 / 3
+    torch.testing.assert_close(method.aggregate(T([[1.5, 0.0], [0.0, 1.0]])), T([common, common]))
+    torch.testing.assert_close(method.last_weights, T([common / 1.5, common / 1.0]))
+
+
+def test_rotograd_rotation_step_descends_its_loss_and_stays_orthogonal():
+    torch.manual_seed(0)
+    method = get("rotograd")(2, rotation_size=3)
+    rep = torch.randn(4, 5)
+    assert all(torch.equal(view, rep) for view in method.task_representations(rep))  # R = I at the start
+    grads = torch.randn(2, 4 * 5)
+    per_sample = grads.view(2, 4, 5)
+    norms = per_sample.flatten(1).norm(dim=1)
+    reference = (per_sample * (per_sample.mean(0).norm() / norms).view(-1, 1, 1)).mean(0)
+    optimizer = torch.optim.SGD(method.parameters(), lr=0.01)
+    for _ in range(5):
+        fixed = [layer.weight.detach().clone() for layer in method.rotations]
+
+        def loss(rotations, fixed=fixed):  # E_b ‖R v_b − R̄ g_b‖², R̄ = the rotation of this step
+            return sum(
+                (
+                    torch.cat([reference[:, :3] @ r.T, reference[:, 3:]], 1)
+                    - torch.cat([per_sample[t][:, :3] @ f.T, per_sample[t][:, 3:]], 1)
+                )
+                .square()
+                .sum(1)
+                .mean()
+                for t, (r, f) in enumerate(zip(rotations, fixed, strict=True))
+            )
+
+        before = loss(fixed)
+        optimizer.zero_grad()
+        method.aggregate(grads)
+        optimizer.step()
+        assert loss([layer.weight.detach() for layer in method.rotations]) < before
+    for layer in method.rotations:
+        torch.testing.assert_close(layer.weight @ layer.weight.T, torch.eye(3), atol=1e-5, rtol=0)
+    assert not torch.allclose(method.rotations[0].weight, torch.eye(3))
+
+
+def test_rotograd_needs_rep_mode():
+    with pytest.raises(ValueError, match="rotation_size"):
+        get("rotograd")(2, rotation_size=8).task_representations(torch.zeros(3, 4))

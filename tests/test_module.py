@@ -83,6 +83,7 @@ CASES = {
     "uw+pcgrad": ["weighting/loss=uw", "weighting/grad=pcgrad"],
     "gradvac": ["weighting/loss=ew", "weighting/grad=gradvac"],
     "gradnorm": ["weighting/loss=ew", "weighting/grad=gradnorm"],
+    "rotograd": ["weighting/loss=ew", "weighting/grad=rotograd"],  # R = I at the first step
 }
 
 
@@ -141,6 +142,20 @@ def test_rep_mode_needs_a_shared_representation(fast_config):
 
     with pytest.raises(ValueError, match="weighting.grad.mode=param"):
         MTLModule(module.arch, module.tasks, module.loss_weighting, module.grad_weighting, grad_mode="rep")
+
+
+def test_rotograd_refuses_param_mode(fast_config):
+    with pytest.raises(ValueError, match="weighting.grad.mode=rep"):
+        config = fast_config("weighting/grad=rotograd", "weighting.grad.mode=param")
+        build_module(config, instantiate(config.dataset.datamodule).tasks)
+
+
+def test_rotograd_rotations_get_their_own_learning_rate(fast_config):
+    config = fast_config("weighting/grad=rotograd", "weighting.grad.hparams.learning_rate=0.5")
+    module = build_module(config, instantiate(config.dataset.datamodule).tasks)
+    groups = module.configure_optimizers().param_groups
+    assert [group["lr"] for group in groups] == [config.dataset.optimizer.lr, 0.5]
+    assert sum(p.numel() for p in groups[1]["params"]) == 3 * 64 * 64
 
 
 def test_fp16_with_gradient_method_is_refused(fast_config):

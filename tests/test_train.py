@@ -33,6 +33,7 @@ WEIGHTINGS = {
     "imtl_g": ["weighting/grad=imtl_g"],
     "gradvac": ["weighting/grad=gradvac"],
     "cagrad": ["weighting/grad=cagrad"],
+    "rotograd": ["weighting/grad=rotograd"],
     # Table 4: any loss method with any gradient method
     "rlw+cagrad": ["weighting/loss=rlw", "weighting/grad=cagrad"],
     "uw+pcgrad": ["weighting/loss=uw", "weighting/grad=pcgrad"],

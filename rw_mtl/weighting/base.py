@@ -13,6 +13,9 @@ from torch import Tensor, nn
 
 
 class _Weighting(nn.Module):
+    #: learning rate of this method's own parameters (their own optimizer group); None = the model's.
+    learning_rate: float | None = None
+
     def __init__(self, task_num: int) -> None:
         super().__init__()
         if not isinstance(task_num, int) or task_num < 1:
@@ -64,6 +67,11 @@ class GradWeighting(_Weighting):
         methods that use loss values (MGDA-UB's loss normalisation, GradNorm's training rates).
         """
         raise NotImplementedError
+
+    def task_representations(self, rep: Tensor) -> list[Tensor] | None:
+        """Per-task views of the shared representation z that the heads consume (RotoGrad's rotations),
+        in training and evaluation alike; None (the default) feeds z itself to every head."""
+        return None
 
     def _require_losses(self, losses: Tensor | None, why: str) -> Tensor:
         if losses is None:

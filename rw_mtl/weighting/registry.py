@@ -15,6 +15,7 @@ from rw_mtl.weighting.grad.imtl_g import IMTL_G
 from rw_mtl.weighting.grad.mgda_ub import MGDA_UB
 from rw_mtl.weighting.grad.pcgrad import PCGrad
 from rw_mtl.weighting.grad.rgw import RGW
+from rw_mtl.weighting.grad.rotograd import RotoGrad
 from rw_mtl.weighting.loss.dwa import DWA
 from rw_mtl.weighting.loss.ew import EW
 from rw_mtl.weighting.loss.imtl_l import IMTL_L
@@ -38,6 +39,7 @@ GRAD_METHODS: dict[str, type[GradWeighting]] = {
     "imtl_g": IMTL_G,
     "gradvac": GradVac,
     "cagrad": CAGrad,
+    "rotograd": RotoGrad,
 }
 
 # The config choice `weighting/grad=none` means "no gradient balancing": plain backward of Σ λ_t ℓ_t.
