@@ -17,7 +17,7 @@ Each step (manual optimization, see ../shared/design.md):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 
 import lightning as L
@@ -101,6 +101,7 @@ class MTLModule(L.LightningModule):
         self.val_history: list[dict] = []
         self.last_loss_weights: Tensor | None = None
         self._last_step_start: float | None = None
+        self._validation_batches: Iterator[dict] | None = None
 
     @property
     def uses_rep_mode(self) -> bool:
@@ -120,6 +121,8 @@ class MTLModule(L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
 
         losses, rep, rep_leaf = self._training_losses(batch)
+        if self.loss_weighting.needs_validation_batch:
+            self._meta_update(losses)
         loss_weights = self.loss_weighting.weights(losses)
         self.last_loss_weights = loss_weights.detach()
         weighted = loss_weights * losses
@@ -150,10 +153,34 @@ class MTLModule(L.LightningModule):
         else:
             rep = rep_leaf = None
             predictions = self.arch(batch["inputs"])
-        losses = torch.stack(
-            [task.loss(predictions[name], targets[name]) for name, task in self.tasks.items()]
-        )
-        return losses, rep, rep_leaf
+        return self._task_losses(predictions, targets), rep, rep_leaf
+
+    def _task_losses(self, predictions: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> Tensor:
+        return torch.stack([task.loss(predictions[name], targets[name]) for name, task in self.tasks.items()])
+
+    def _meta_update(self, losses: Tensor) -> None:
+        """MOML's meta step: hypergradients of the validation losses after a virtual step of θ."""
+        batch = self._next_validation_batch()
+        params = {f"arch.{name}": p for name, p in self.arch.named_parameters() if p.requires_grad}
+        # the virtual forward must not move BatchNorm's running statistics with validation data
+        buffers = {name: buffer.clone() for name, buffer in self.named_buffers()}
+
+        def validation_losses(new_params: dict[str, Tensor]) -> Tensor:
+            predictions = torch.func.functional_call(self, {**buffers, **new_params}, (batch["inputs"],))
+            return self._task_losses(predictions, batch["targets"])
+
+        learning_rate = self.optimizers().optimizer.param_groups[0]["lr"]
+        self.loss_weighting.meta_update(losses, params, validation_losses, learning_rate)
+
+    def _next_validation_batch(self) -> dict:
+        if self._validation_batches is None:
+            datamodule = self.trainer.datamodule
+            if datamodule is None:
+                raise ValueError(
+                    f"{type(self.loss_weighting).__name__} needs a datamodule with val_dataloader()"
+                )
+            self._validation_batches = _endless(datamodule.val_dataloader())
+        return self.transfer_batch_to_device(next(self._validation_batches), self.device, 0)
 
     def _balanced_backward(
         self, losses: Tensor, weighted: Tensor, total: Tensor, rep: Tensor | None, rep_leaf: Tensor | None
@@ -238,12 +265,12 @@ class MTLModule(L.LightningModule):
             for name, view in zip(self.task_names, views, strict=True)
         }
 
-    def predict(self, inputs: Tensor) -> dict[str, Tensor]:
+    def forward(self, inputs: Tensor) -> dict[str, Tensor]:
         """Per-task predictions of the model as trained (with RotoGrad's rotations where used)."""
         return self._decode(self.arch.encode(inputs)) if self.transforms_rep else self.arch(inputs)
 
     def _evaluation_step(self, batch: dict, split: str) -> None:
-        predictions = self.predict(batch["inputs"])
+        predictions = self(batch["inputs"])
         batch_size = len(batch["inputs"])
         for name, task in self.tasks.items():
             target = batch["targets"][name]
@@ -279,3 +306,9 @@ class MTLModule(L.LightningModule):
             value = results[name][task.primary_metric]
             signed.append(value if task.higher_is_better[task.primary_metric] else -value)
         return sum(signed) / len(signed)
+
+
+def _endless(loader: Iterable[dict]) -> Iterator[dict]:
+    """Batches of ``loader`` forever, re-iterating it (and re-shuffling, if it shuffles) at each pass."""
+    while True:
+        yield from loader

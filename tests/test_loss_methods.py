@@ -68,3 +68,42 @@ def test_dwa_state_survives_a_checkpoint():
     restored = get("dwa")(2)
     restored.load_state_dict(method.state_dict())
     torch.testing.assert_close(restored.weights(torch.ones(2)), method.weights(torch.ones(2)))
+
+
+def test_moml_hypergradient_is_exact_for_the_one_step_unroll():
+    """H[t, s] = ∂ℓ_t^val(θ − η Σ λ_s ∇ℓ_s^train(θ)) / ∂λ_s, checked against autograd through the unroll."""
+    torch.manual_seed(0)
+    x_train, x_val = torch.randn(6, 3), torch.randn(5, 3)
+    targets = torch.randn(2, 3)
+    theta = {"w": torch.randn(3, requires_grad=True), "b": torch.randn(1, requires_grad=True)}
+
+    def task_losses(params, x):
+        out = x @ params["w"] + params["b"]
+        return torch.stack([((out - x @ targets[t]) ** 2).mean() for t in range(2)])
+
+    method = get("moml")(2)
+    with torch.no_grad():
+        method.logits.copy_(T([0.3, -0.2]))
+    lr = 0.1
+    hyper = method.meta_update(task_losses(theta, x_train), theta, lambda p: task_losses(p, x_val), lr)
+
+    lam = torch.softmax(method.logits.detach(), 0).requires_grad_(True)
+    grads = [torch.autograd.grad(task_losses(theta, x_train)[s], list(theta.values())) for s in range(2)]
+    virtual = {
+        name: value - lr * sum(lam[s] * grads[s][i] for s in range(2))
+        for i, (name, value) in enumerate(theta.items())
+    }
+    expected = torch.stack(
+        [torch.autograd.grad(task_losses(virtual, x_val)[t], lam, retain_graph=True)[0] for t in range(2)]
+    )
+    torch.testing.assert_close(hyper, expected, atol=1e-6, rtol=1e-5)
+
+    # the update direction: softmax Jacobianᵀ of the min-norm combination of the rows of H
+    gram = hyper @ hyper.T
+    first = ((gram[1, 1] - gram[0, 1]) / (gram[0, 0] + gram[1, 1] - 2 * gram[0, 1])).clamp(0, 1)
+    beta = torch.stack([first, 1 - first])
+    weights = lam.detach()
+    jacobian = torch.diag(weights) - weights[:, None] * weights[None, :]
+    torch.testing.assert_close(method.logits.grad, jacobian @ (beta @ hyper), atol=1e-7, rtol=1e-5)
+    torch.testing.assert_close(method.weights(torch.ones(2)), weights)
+    assert not method.weights(torch.ones(2)).requires_grad

@@ -84,6 +84,8 @@ CASES = {
     "gradvac": ["weighting/loss=ew", "weighting/grad=gradvac"],
     "gradnorm": ["weighting/loss=ew", "weighting/grad=gradnorm"],
     "rotograd": ["weighting/loss=ew", "weighting/grad=rotograd"],  # R = I at the first step
+    "moml": ["weighting/loss=moml"],
+    "moml+mgda_ub": ["weighting/loss=moml", "weighting/grad=mgda_ub"],
 }
 
 
@@ -104,7 +106,7 @@ def test_training_step_applies_algorithm_gradients(fast_config, case):
         torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
 
     scales = list(before.loss_weighting.parameters())  # UW / IMTL-L: trained by Σ λ_t ℓ_t + penalty
-    if scales:
+    if before.loss_weighting.regularization() is not None:
         predictions = before.arch(data.inputs)
         losses = torch.stack([task.loss(predictions[n], data.targets[n]) for n, task in before.tasks.items()])
         total = (
@@ -142,6 +144,15 @@ def test_rep_mode_needs_a_shared_representation(fast_config):
 
     with pytest.raises(ValueError, match="weighting.grad.mode=param"):
         MTLModule(module.arch, module.tasks, module.loss_weighting, module.grad_weighting, grad_mode="rep")
+
+
+def test_moml_meta_step_leaves_batchnorm_statistics_alone(fast_config):
+    """The virtual forward on a validation batch must not leak into BatchNorm's running statistics."""
+    _, plain, _ = one_step(fast_config(*ONE_BATCH, "weighting/loss=ew"))
+    _, meta, _ = one_step(fast_config(*ONE_BATCH, "weighting/loss=moml"))
+    assert meta.loss_weighting.logits.abs().sum() > 0  # α moved
+    for (name, expected), got in zip(plain.arch.named_buffers(), meta.arch.buffers(), strict=True):
+        torch.testing.assert_close(got, expected, msg=name)
 
 
 def test_rotograd_refuses_param_mode(fast_config):

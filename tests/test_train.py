@@ -26,6 +26,7 @@ WEIGHTINGS = {
     "uw": ["weighting/loss=uw"],
     "dwa": ["weighting/loss=dwa", "trainer.max_epochs=3"],
     "imtl_l": ["weighting/loss=imtl_l"],
+    "moml": ["weighting/loss=moml"],
     "mgda_ub": ["weighting/grad=mgda_ub"],
     "gradnorm": ["weighting/grad=gradnorm"],
     "pcgrad": ["weighting/grad=pcgrad"],

@@ -33,8 +33,11 @@ class LossWeighting(_Weighting):
     """Chooses the loss weights λ ∈ R^T applied to the per-task losses ℓ ∈ R^T each step.
 
     The weights multiply the losses before any backward pass, so they scale both the shared parameters'
-    gradient and each task-specific parameter's gradient (Algorithm 1, lines 7 and 9).
+    gradient and each task-specific parameter's gradient (Algorithm 1, lines 7 and 9). A method that sets
+    ``needs_validation_batch`` (MOML) also gets ``meta_update(...)`` with a validation batch every step.
     """
+
+    needs_validation_batch: bool = False
 
     def weights(self, losses: Tensor) -> Tensor:
         """Return λ for this step; ``losses`` is the [T] vector of per-task losses (with its graph)."""

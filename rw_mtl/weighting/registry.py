@@ -19,6 +19,7 @@ from rw_mtl.weighting.grad.rotograd import RotoGrad
 from rw_mtl.weighting.loss.dwa import DWA
 from rw_mtl.weighting.loss.ew import EW
 from rw_mtl.weighting.loss.imtl_l import IMTL_L
+from rw_mtl.weighting.loss.moml import MOML
 from rw_mtl.weighting.loss.rlw import RLW
 from rw_mtl.weighting.loss.uw import UW
 
@@ -28,6 +29,7 @@ LOSS_METHODS: dict[str, type[LossWeighting]] = {
     "uw": UW,
     "dwa": DWA,
     "imtl_l": IMTL_L,
+    "moml": MOML,
 }
 
 GRAD_METHODS: dict[str, type[GradWeighting]] = {
