@@ -156,7 +156,12 @@ class MTLModule(L.LightningModule):
         return self._task_losses(predictions, targets), rep, rep_leaf
 
     def _task_losses(self, predictions: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> Tensor:
-        return torch.stack([task.loss(predictions[name], targets[name]) for name, task in self.tasks.items()])
+        return torch.stack(
+            [
+                task.loss(task.align(predictions[name], targets[name]), targets[name])
+                for name, task in self.tasks.items()
+            ]
+        )
 
     def _meta_update(self, losses: Tensor) -> None:
         """MOML's meta step: hypergradients of the validation losses after a virtual step of θ."""
@@ -274,8 +279,9 @@ class MTLModule(L.LightningModule):
         batch_size = len(batch["inputs"])
         for name, task in self.tasks.items():
             target = batch["targets"][name]
-            self.metrics[split][name].update(predictions[name], target)
-            loss = task.loss(predictions[name], target)
+            prediction = task.align(predictions[name], target)
+            self.metrics[split][name].update(prediction, target)
+            loss = task.loss(prediction, target)
             self.log(f"{split}/loss/{name}", loss, on_step=False, on_epoch=True, batch_size=batch_size)
 
     def on_validation_epoch_end(self) -> None:

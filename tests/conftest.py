@@ -15,6 +15,14 @@ from rw_mtl.train import CONFIG_DIR
 os.environ.setdefault("WANDB_MODE", "disabled")
 torch.set_num_threads(2)
 
+# Trainer settings for fast, deterministic CPU runs on any dataset.
+FAST_TRAINER = [
+    "trainer.max_epochs=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.deterministic=true",
+    "logger=none",
+]
+
 # A multi_digits problem small enough for a training run in a few seconds on 2 CPU cores.
 FAST = [
     "dataset.datamodule.train_size=3000",
@@ -25,10 +33,7 @@ FAST = [
     "dataset.encoder.feature_dim=64",
     "dataset.head.hidden=32",
     "dataset.optimizer.lr=3e-3",
-    "trainer.max_epochs=2",
-    "trainer.log_every_n_steps=1",
-    "trainer.deterministic=true",
-    "logger=none",
+    *FAST_TRAINER,
 ]
 
 

@@ -11,6 +11,7 @@ from rw_mtl.train import build_grad_weighting, build_loss_weighting, build_modul
 from rw_mtl.weighting import GRAD_METHODS, LOSS_METHODS, NO_GRAD_METHOD
 
 from .conftest import compose_config, conf_options
+from .datasets import tiny_dataset_overrides
 
 GROUPS = ["dataset", "arch", "weighting/loss", "weighting/grad", "trainer", "logger", "paths"]
 
@@ -24,7 +25,8 @@ def test_every_group_has_options():
     ("group", "option"), [(group, option) for group in GROUPS for option in conf_options(group)]
 )
 def test_option_composes(tmp_path, group, option):
-    config = compose_config([f"{group}={option}"], output_dir=tmp_path)
+    extra = tiny_dataset_overrides(option, tmp_path / "data") if group == "dataset" else []
+    config = compose_config([f"{group}={option}", *extra], output_dir=tmp_path)
     if group in ("dataset", "arch"):
         datamodule = instantiate(config.dataset.datamodule)
         assert isinstance(build_module(config, datamodule.tasks), MTLModule)

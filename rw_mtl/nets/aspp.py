@@ -28,7 +28,8 @@ class ASPPHead(nn.Module):
     ) -> None:
         super().__init__()
         self.branches = nn.ModuleList(
-            [_conv_bn_relu(in_features, channels, 1)] + [_conv_bn_relu(in_features, channels, 3, r) for r in rates]
+            [_conv_bn_relu(in_features, channels, 1)]
+            + [_conv_bn_relu(in_features, channels, 3, r) for r in rates]
         )
         self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), _conv_bn_relu(in_features, channels, 1))
         self.project = _conv_bn_relu(channels * (len(rates) + 2), channels, 1)
@@ -36,6 +37,8 @@ class ASPPHead(nn.Module):
         self.classifier = nn.Conv2d(channels, num_outputs, 1)
 
     def forward(self, features: Tensor) -> Tensor:
-        pooled = F.interpolate(self.image_pool(features), size=features.shape[-2:], mode="bilinear", align_corners=False)
+        pooled = F.interpolate(
+            self.image_pool(features), size=features.shape[-2:], mode="bilinear", align_corners=False
+        )
         pyramid = torch.cat([branch(features) for branch in self.branches] + [pooled], dim=1)
         return self.classifier(self.refine(self.project(pyramid)))

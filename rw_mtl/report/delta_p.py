@@ -7,7 +7,9 @@ from collections.abc import Mapping
 Metrics = Mapping[str, Mapping[str, float]]  # task → metric → value
 
 
-def delta_p(metrics: Metrics, reference: Metrics, higher_is_better: Mapping[str, Mapping[str, bool]]) -> float:
+def delta_p(
+    metrics: Metrics, reference: Metrics, higher_is_better: Mapping[str, Mapping[str, bool]]
+) -> float:
     """Δp = 100 · 1/T Σ_t 1/N_t Σ_n (−1)^{p_{t,n}} (M_{t,n} − M^ref_{t,n}) / M^ref_{t,n}, in percent.
 
     The paper's p_{t,n} is 1 where higher is better and its sign convention makes improvements positive:

@@ -2,5 +2,6 @@
 
 from rw_mtl.tasks.base import Task
 from rw_mtl.tasks.classification import ClassificationTask
+from rw_mtl.tasks.dense import DepthTask, SemanticSegmentationTask, SurfaceNormalTask
 
-__all__ = ["ClassificationTask", "Task"]
+__all__ = ["ClassificationTask", "DepthTask", "SemanticSegmentationTask", "SurfaceNormalTask", "Task"]

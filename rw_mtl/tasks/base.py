@@ -18,8 +18,13 @@ class Task:
     higher_is_better: dict[str, bool]
     primary_metric: str
 
+    def align(self, prediction: Tensor, target: Tensor) -> Tensor:
+        """The head's output brought to the target's layout before loss and metrics (dense tasks upsample
+        the encoder-resolution maps to the label size); identity by default."""
+        return prediction
+
     def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
-        """The scalar training loss ℓ_t of a batch."""
+        """The scalar training loss ℓ_t of a batch (on the aligned prediction)."""
         raise NotImplementedError
 
     def make_metrics(self) -> MetricCollection:
