@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from rw_mtl.arch.base import MTLArchitecture
+from rw_mtl.report.delta_p import delta_p
 from rw_mtl.tasks.base import Task
 from rw_mtl.weighting.base import GradWeighting, LossWeighting
 from rw_mtl.weighting.jacobian import assign_flat_grad, task_gradients
@@ -100,6 +101,7 @@ class MTLModule(L.LightningModule):
         self.epoch_metrics: dict[str, dict[str, dict[str, float]]] = {}
         self.val_history: list[dict] = []
         self.last_loss_weights: Tensor | None = None
+        self._score_reference: dict[str, dict[str, float]] | None = None
         self._last_step_start: float | None = None
         self._validation_batches: Iterator[dict] | None = None
 
@@ -291,7 +293,8 @@ class MTLModule(L.LightningModule):
         self._finish_evaluation("test")
 
     def _finish_evaluation(self, split: str) -> None:
-        """Compute, log and keep (as floats) the per-task metrics of ``split``; log ``{split}/score``."""
+        """Compute, log and keep (as floats) the per-task metrics of ``split``; for validation also log
+        ``val/score``, which picks the best checkpoint, and record the epoch in ``val_history``."""
         results: dict[str, dict[str, float]] = {}
         for name, collection in self.metrics[split].items():
             computed = collection.compute()
@@ -299,19 +302,32 @@ class MTLModule(L.LightningModule):
             for metric, value in computed.items():
                 self.log(f"{split}/{name}/{metric}", value)
             results[name] = {metric: float(value) for metric, value in computed.items()}
-        score = self.score(results)
-        self.log(f"{split}/score", torch.tensor(score))
         self.epoch_metrics[split] = results
         if split == "val" and not self.trainer.sanity_checking:
+            if self._score_reference is None:
+                self._score_reference = results
+            score = self.score(results)
+            self.log("val/score", torch.tensor(score))
             self.val_history.append({"epoch": self.current_epoch, "score": score, "metrics": results})
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rw_mtl"] = {"val_history": self.val_history, "score_reference": self._score_reference}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("rw_mtl", {})
+        self.val_history = list(state.get("val_history", []))
+        self._score_reference = state.get("score_reference")
+
     def score(self, results: Mapping[str, Mapping[str, float]]) -> float:
-        """Model-selection score: mean over tasks of the primary metric, negated where lower is better."""
-        signed = []
-        for name, task in self.tasks.items():
-            value = results[name][task.primary_metric]
-            signed.append(value if task.higher_is_better[task.primary_metric] else -value)
-        return sum(signed) / len(signed)
+        """Model-selection score: Δp (all metrics of all tasks, with their directions) relative to the first
+        validation epoch, so that heterogeneous metrics (mIoU in %, depth error in metres) weigh equally. A
+        metric that was exactly 0 at that epoch is compared in absolute terms."""
+        reference = {
+            task: {metric: (value if value != 0 else 1.0) for metric, value in metrics.items()}
+            for task, metrics in (self._score_reference or results).items()
+        }
+        directions = {name: task.higher_is_better for name, task in self.tasks.items()}
+        return delta_p(results, reference, directions)
 
 
 def _endless(loader: Iterable[dict]) -> Iterator[dict]:

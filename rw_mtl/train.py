@@ -92,9 +92,10 @@ def run(cfg: DictConfig) -> dict:
     )
 
     trainer.fit(module, datamodule=datamodule)
+    val_history = list(module.val_history)  # before a checkpoint is loaded for testing
     trainer.test(module, datamodule=datamodule, verbose=False)
     final_test = module.epoch_metrics["test"]
-    best = max(module.val_history, key=lambda entry: entry["score"]) if module.val_history else None
+    best = max(val_history, key=lambda entry: entry["score"]) if val_history else None
     best_test = final_test
     if checkpoint.best_model_path:
         trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path, verbose=False)
@@ -114,7 +115,7 @@ def run(cfg: DictConfig) -> dict:
             "val_at_best": best["metrics"] if best else None,
         },
         "best_epoch": best["epoch"] if best else None,
-        "val_history": module.val_history,
+        "val_history": val_history,
         "epochs": trainer.current_epoch,
         "wall_time_s": time.perf_counter() - started,
         "config": OmegaConf.to_container(cfg, resolve=True),

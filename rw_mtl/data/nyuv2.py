@@ -63,7 +63,9 @@ class NYUv2Dataset(Dataset):
             folder = require_dir(self.root / modality, "nyuv2", SCRIPT)
             counts[modality] = len(list(folder.glob("*.npy")))
         if len(set(counts.values())) != 1 or counts["image"] == 0:
-            raise malformed("nyuv2", self.root, f"sample counts per modality differ or are zero: {counts}", SCRIPT)
+            raise malformed(
+                "nyuv2", self.root, f"sample counts per modality differ or are zero: {counts}", SCRIPT
+            )
         self.size, self.augment = counts["image"], augment
         self[0]  # noqa: B018 — load one sample now, so a malformed file fails at start-up
 
@@ -121,7 +123,9 @@ class NYUv2DataModule(L.LightningDataModule):
         train = NYUv2Dataset(self.root, "train", augment=hp.augment)
         test = NYUv2Dataset(self.root, "val")
         if hp.val_fraction > 0:
-            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(hp.split_seed)).tolist()
+            order = torch.randperm(
+                len(train), generator=torch.Generator().manual_seed(hp.split_seed)
+            ).tolist()
             held_out = int(round(hp.val_fraction * len(train)))
             validation = Subset(NYUv2Dataset(self.root, "train"), order[:held_out])
             train = Subset(train, order[held_out:])
@@ -132,8 +136,13 @@ class NYUv2DataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         workers = self.hparams.num_workers
         return DataLoader(
-            self.splits[split], batch_size=self.hparams.batch_size, shuffle=shuffle, num_workers=workers,
-            persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(), drop_last=shuffle,
+            self.splits[split],
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            drop_last=shuffle,
         )
 
     def train_dataloader(self) -> DataLoader:
