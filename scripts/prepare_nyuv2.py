@@ -24,7 +24,7 @@ EXPECTED = {"train": 795, "val": 654}
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", type=Path, required=True, help="the unzipped release (holds train/ and val/)")
+    parser.add_argument("--source", type=Path, required=True, help="the unzipped release (train/, val/)")
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="rw_mtl's paths.data_dir")
     parser.add_argument("--copy", action="store_true", help="copy instead of symlinking")
     args = parser.parse_args(argv)

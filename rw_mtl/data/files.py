@@ -1,4 +1,4 @@
-"""Checks shared by the on-disk benchmarks: fail at start-up, naming the path and the script that builds it."""
+"""Checks shared by the on-disk benchmarks: fail at start-up, naming the path and the script to fix it."""
 
 from __future__ import annotations
 
