@@ -53,6 +53,15 @@ def random_scale_crop(
     )
 
 
+def nyuv2_tasks() -> dict:
+    """The three NYUv2 tasks, in the paper's order."""
+    return {
+        "segmentation": SemanticSegmentationTask(num_classes=13),
+        "depth": DepthTask(),
+        "normal": SurfaceNormalTask(),
+    }
+
+
 class NYUv2Dataset(Dataset):
     """One split of the preprocessed NYUv2; checks its files when built."""
 
@@ -108,11 +117,7 @@ class NYUv2DataModule(L.LightningDataModule):
             raise ValueError(f"dataset.datamodule.val_fraction must be in [0, 1), got {val_fraction}")
         self.save_hyperparameters()
         self.root = Path(data_dir)
-        self.tasks = {
-            "segmentation": SemanticSegmentationTask(num_classes=13),
-            "depth": DepthTask(),
-            "normal": SurfaceNormalTask(),
-        }
+        self.tasks = nyuv2_tasks()
         self.splits: dict[str, Dataset] = {}
         NYUv2Dataset(self.root, "train")  # fail at start-up, before any model is built
 
