@@ -267,22 +267,24 @@ def test_project_to_simplex_matches_definition():
     torch.testing.assert_close(project_to_simplex(T([1.0, 1.0])), T([0.5, 0.5]))
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_solvers_reach_scipy_optimum(seed):
-    grads = random_grads(6, dim=30, seed=seed)
+@pytest.mark.parametrize("task_num", [6, 12])  # exact support enumeration; FISTA beyond EXACT_MAX_TASKS
+@pytest.mark.parametrize("seed", range(4))
+def test_solvers_reach_scipy_optimum(seed, task_num):
+    grads = random_grads(task_num, dim=30, seed=seed)
+    grads[1] = -0.7 * grads[0] + 0.2 * grads[1]  # a conflict, so the optimum is not the uniform point
     gram = grads @ grads.T
     scale = gram.diagonal().mean().item()
     w = min_norm_weights(gram)
     reference = minimize(
         lambda x: x @ gram.numpy() @ x,
-        np.ones(6) / 6,
-        bounds=[(0, 1)] * 6,
+        np.ones(task_num) / task_num,
+        bounds=[(0, 1)] * task_num,
         method="SLSQP",
         constraints={"type": "eq", "fun": lambda x: 1 - x.sum()},
         options={"ftol": 1e-15},
     )
     assert (w @ gram @ w).item() <= reference.fun + 1e-5 * scale
-    uniform = torch.full((6,), 1 / 6, dtype=torch.float64)
+    uniform = torch.full((task_num,), 1 / task_num, dtype=torch.float64)
     sqrt_phi = 0.5 * (uniform @ gram @ uniform).sqrt()
 
     def cagrad_objective(x):
@@ -291,9 +293,9 @@ def test_solvers_reach_scipy_optimum(seed):
     w = cagrad_weights(gram, 0.5)
     reference = minimize(
         lambda x: cagrad_objective(torch.from_numpy(x)).item(),
-        np.ones(6) / 6,
+        np.ones(task_num) / task_num,
         method="SLSQP",
-        bounds=[(0, 1)] * 6,
+        bounds=[(0, 1)] * task_num,
         constraints={"type": "eq", "fun": lambda x: 1 - x.sum()},
         options={"ftol": 1e-15},
     )
@@ -350,3 +352,19 @@ def test_rotograd_rotation_step_descends_its_loss_and_stays_orthogonal():
 def test_rotograd_needs_rep_mode():
     with pytest.raises(ValueError, match="rotation_size"):
         get("rotograd")(2, rotation_size=8).task_representations(torch.zeros(3, 4))
+
+
+@pytest.mark.parametrize("solver", [min_norm_weights, lambda gram: cagrad_weights(gram, 0.5)])
+def test_solvers_survive_degenerate_gradients(solver):
+    duplicated = T([[1.0, 2.0], [1.0, 2.0], [-1.0, 0.5]], dtype=torch.float64)  # rank 2 for 3 tasks
+    for grads in (duplicated, torch.zeros(4, 3, dtype=torch.float64), random_grads(5, dim=2)):  # zero; D < T
+        w = solver(grads @ grads.T)
+        assert torch.isfinite(w).all() and (w >= 0).all() and w.sum().item() == pytest.approx(1.0)
+
+
+def test_exact_min_norm_on_dependent_gradients_hand_computed():
+    # g1 = g2 = (1, 0), g3 = (−1, 0): 0 is in the hull, reached by putting half the mass on g3
+    grads = T([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0]], dtype=torch.float64)
+    w = min_norm_weights(grads @ grads.T)
+    assert (w @ grads).norm().item() == pytest.approx(0.0, abs=1e-6)
+    assert w[2].item() == pytest.approx(0.5, abs=1e-6)
