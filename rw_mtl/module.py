@@ -16,11 +16,14 @@ Each step (manual optimization, see ../shared/design.md):
 
 from __future__ import annotations
 
+import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 
 import lightning as L
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -30,8 +33,16 @@ from rw_mtl.tasks.base import Task
 from rw_mtl.weighting.base import GradWeighting, LossWeighting
 from rw_mtl.weighting.jacobian import assign_flat_grad, task_gradients
 
+log = logging.getLogger(__name__)
+
 GRAD_MODES = ("param", "rep")
 EVAL_SPLITS = ("val", "test")
+NONFINITE_POLICIES = ("raise", "skip", "off")
+
+
+class NonFiniteError(FloatingPointError):
+    """A task's loss or gradient became NaN/inf during training; the message names the task and step."""
+
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 DEFAULT_OPTIMIZER: OptimizerFactory = partial(torch.optim.Adam, lr=1e-3)
@@ -44,7 +55,9 @@ class MTLModule(L.LightningModule):
     ``grad_mode`` chooses where a gradient method sees per-task gradients: ``"param"`` (θ) or ``"rep"`` (z,
     architectures with ``supports_rep_mode``). ``batched_jacobian`` fills G with one vmapped autograd call
     instead of T calls. ``optimizer`` and ``scheduler`` are factories (Hydra ``_partial_`` configs); the
-    scheduler, if any, steps once per epoch.
+    scheduler, if any, steps once per epoch. ``on_nonfinite`` decides what a NaN/inf task loss (or, with a
+    gradient method, task gradient) does: ``raise`` a ``NonFiniteError`` naming the task and step,
+    ``skip`` the step, or ``off`` (no check; saves the one scalar host sync per step the check costs).
     """
 
     def __init__(
@@ -57,9 +70,12 @@ class MTLModule(L.LightningModule):
         batched_jacobian: bool = False,
         optimizer: OptimizerFactory = DEFAULT_OPTIMIZER,
         scheduler: SchedulerFactory | None = None,
+        on_nonfinite: str = "raise",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
+        if on_nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"on_nonfinite must be one of {NONFINITE_POLICIES}, got {on_nonfinite!r}")
         if list(tasks) != arch.task_names:
             raise ValueError(f"tasks {list(tasks)} do not match the architecture's heads {arch.task_names}")
         if grad_mode not in GRAD_MODES:
@@ -104,6 +120,8 @@ class MTLModule(L.LightningModule):
         self._score_reference: dict[str, dict[str, float]] | None = None
         self._last_step_start: float | None = None
         self._validation_batches: Iterator[dict] | None = None
+        self.on_nonfinite = on_nonfinite
+        self.skipped_steps = 0
 
     @property
     def uses_rep_mode(self) -> bool:
@@ -123,6 +141,8 @@ class MTLModule(L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
 
         losses, rep, rep_leaf = self._training_losses(batch)
+        if self._skip_nonfinite(losses, "loss"):
+            return None
         if self.loss_weighting.needs_validation_batch:
             self._meta_update(losses)
         loss_weights = self.loss_weighting.weights(losses)
@@ -134,8 +154,9 @@ class MTLModule(L.LightningModule):
             total = total + regularization
         if self.grad_weighting is None:
             self.manual_backward(total)
-        else:
-            self._balanced_backward(losses, weighted, total, rep, rep_leaf)
+        elif not self._balanced_backward(losses, weighted, total, rep, rep_leaf):
+            optimizer.zero_grad(set_to_none=True)
+            return None
         optimizer.step()
         self._epoch_loss_sum += losses.detach()
         self._epoch_steps += 1
@@ -191,17 +212,39 @@ class MTLModule(L.LightningModule):
 
     def _balanced_backward(
         self, losses: Tensor, weighted: Tensor, total: Tensor, rep: Tensor | None, rep_leaf: Tensor | None
-    ) -> None:
+    ) -> bool:
         """Step 4 with a gradient method: d = aggregate(G) on θ (or z); ``total`` = Σ λ_t ℓ_t (+ the loss
-        method's penalty) for the heads and the loss method's own parameters."""
+        method's penalty) for the heads and the loss method's own parameters. False: step skipped (a task
+        gradient was not finite, so it never reached the method's solver)."""
         shared = [rep_leaf] if self.uses_rep_mode else self._shared_parameters()
         grads = task_gradients(weighted, shared, batched=self.batched_jacobian)
+        if self._skip_nonfinite(grads, "gradient"):
+            return False
         direction = self.grad_weighting.aggregate(grads, losses.detach())
         self.manual_backward(total, inputs=self._own_gradient_parameters())
         if self.uses_rep_mode:
             self.manual_backward(rep, gradient=direction.view_as(rep))
         else:
             assign_flat_grad(direction, shared)
+        return True
+
+    def _skip_nonfinite(self, values: Tensor, what: str) -> bool:
+        """Apply ``on_nonfinite`` to the per-task ``values`` ([T] losses or [T, D] gradients)."""
+        if self.on_nonfinite == "off":
+            return False
+        finite = torch.isfinite(values.detach()).reshape(len(self.task_names), -1).all(dim=1)
+        if bool(finite.all()):  # the one host sync of the check
+            return False
+        tasks = [name for name, ok in zip(self.task_names, finite.tolist(), strict=True) if not ok]
+        where = f"at step {self.global_step} (epoch {self.current_epoch})"
+        if self.on_nonfinite == "raise":
+            raise NonFiniteError(
+                f"non-finite {what} for task(s) {tasks} {where}; "
+                "set on_nonfinite=skip to skip such steps, or lower the learning rate"
+            )
+        self.skipped_steps += 1
+        log.warning("skipped a step: non-finite %s for task(s) %s %s", what, tasks, where)
+        return True
 
     def _shared_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.arch.shared_parameters() if p.requires_grad]
@@ -311,12 +354,22 @@ class MTLModule(L.LightningModule):
             self.val_history.append({"epoch": self.current_epoch, "score": score, "metrics": results})
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["rw_mtl"] = {"val_history": self.val_history, "score_reference": self._score_reference}
+        """Besides the weights: history, score reference, skipped steps and every RNG, so that a resumed
+        run draws the same shuffles and random weights as an uninterrupted one."""
+        checkpoint["rw_mtl"] = {
+            "val_history": self.val_history,
+            "score_reference": self._score_reference,
+            "skipped_steps": self.skipped_steps,
+            "rng": _rng_states(),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("rw_mtl", {})
         self.val_history = list(state.get("val_history", []))
         self._score_reference = state.get("score_reference")
+        self.skipped_steps = state.get("skipped_steps", 0)
+        if "rng" in state:
+            _set_rng_states(state["rng"])
 
     def score(self, results: Mapping[str, Mapping[str, float]]) -> float:
         """Model-selection score: Δp (all metrics of all tasks, with their directions) relative to the first
@@ -334,3 +387,38 @@ def _endless(loader: Iterable[dict]) -> Iterator[dict]:
     """Batches of ``loader`` forever, re-iterating it (and re-shuffling, if it shuffles) at each pass."""
     while True:
         yield from loader
+
+
+def _rng_states() -> dict:
+    """Every RNG the run draws from, as tensors and plain types (loadable with torch.load(weights_only))."""
+    _, keys, position, has_gauss, cached = np.random.get_state()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(position),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    numpy_state = states["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["pos"],
+            numpy_state["has_gauss"],
+            numpy_state["cached"],
+        )
+    )
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])

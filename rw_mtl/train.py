@@ -12,11 +12,13 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from rw_mtl.module import MTLModule
+from rw_mtl.data.files import DatasetError
+from rw_mtl.module import GRAD_MODES, NONFINITE_POLICIES, MTLModule
 from rw_mtl.results import RESULTS_FILE, write_json_atomic
 from rw_mtl.tasks.base import Task
 from rw_mtl.weighting.base import GradWeighting, LossWeighting
@@ -52,6 +54,49 @@ def _build_method(table: dict, node: DictConfig, task_num: int, where: str):
         raise ValueError(f"bad hparams {hparams} for {name!r} in {where}/{name}.yaml: {err}") from err
 
 
+REQUIRED_KEYS = {
+    "dataset.name": "conf/dataset/<name>.yaml",
+    "dataset.datamodule": "conf/dataset/<name>.yaml",
+    "dataset.encoder": "conf/dataset/<name>.yaml",
+    "dataset.head": "conf/dataset/<name>.yaml",
+    "dataset.optimizer": "conf/dataset/<name>.yaml",
+    "arch.name": "conf/arch/<name>.yaml",
+    "arch.model": "conf/arch/<name>.yaml",
+    "weighting.loss.name": "conf/weighting/loss/<name>.yaml",
+    "weighting.grad.name": "conf/weighting/grad/<name>.yaml",
+    "weighting.grad.mode": "conf/weighting/grad/<name>.yaml",
+    "trainer": "conf/trainer/<name>.yaml",
+    "seed": "conf/config.yaml",
+}
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Fail before anything is built or written: missing keys, unknown names, incompatible choices."""
+    for key, where in REQUIRED_KEYS.items():
+        if OmegaConf.select(cfg, key, throw_on_missing=False) is None:
+            raise ValueError(
+                f"missing config key `{key}`: set it in {where} or on the command line ({key}=...)"
+            )
+    for node, table, group in (
+        (cfg.weighting.loss, LOSS_METHODS, "weighting/loss"),
+        (cfg.weighting.grad, {**GRAD_METHODS, NO_GRAD_METHOD: None}, "weighting/grad"),
+    ):
+        if node.name not in table:
+            raise ValueError(f"{group}: unknown method `{node.name}`; valid choices: {sorted(table)}")
+    if cfg.weighting.grad.mode not in GRAD_MODES:
+        raise ValueError(
+            f"weighting.grad.mode must be one of {list(GRAD_MODES)}, got `{cfg.weighting.grad.mode}`"
+        )
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    if cfg.weighting.grad.name != NO_GRAD_METHOD and precision.startswith("16"):
+        raise ValueError(
+            f"trainer.precision={precision} scales losses by a dynamic factor that corrupts the per-task "
+            f"gradients {cfg.weighting.grad.name} compares; use trainer.precision=bf16-mixed or 32-true"
+        )
+    if cfg.get("on_nonfinite", "raise") not in NONFINITE_POLICIES:
+        raise ValueError(f"on_nonfinite must be one of {list(NONFINITE_POLICIES)}, got `{cfg.on_nonfinite}`")
+
+
 def build_module(cfg: DictConfig, tasks: dict[str, Task]) -> MTLModule:
     """Architecture (cfg.arch over the dataset's encoder and head) + weighting → MTLModule."""
     arch = instantiate(
@@ -70,16 +115,42 @@ def build_module(cfg: DictConfig, tasks: dict[str, Task]) -> MTLModule:
         batched_jacobian=cfg.weighting.grad.batched_jacobian,
         optimizer=instantiate(cfg.dataset.optimizer, _partial_=True),
         scheduler=instantiate(scheduler, _partial_=True) if scheduler else None,
+        on_nonfinite=cfg.get("on_nonfinite", "raise"),
     )
+
+
+def build_datamodule(cfg: DictConfig):
+    """The dataset's LightningDataModule; a missing or malformed dataset surfaces as its own DatasetError
+    (path + prepare script) rather than wrapped in Hydra's instantiation error."""
+    try:
+        return instantiate(cfg.dataset.datamodule)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, DatasetError):
+            raise err.__cause__ from None
+        raise
+
+
+def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
+    """The checkpoint ``trainer.fit`` resumes from: ``resume: auto`` takes the run dir's last.ckpt if any."""
+    resume = cfg.get("resume")
+    if resume is None:
+        return None
+    if resume == "auto":
+        last = output_dir / "checkpoints" / "last.ckpt"
+        return str(last) if last.is_file() else None
+    if not Path(resume).is_file():
+        raise FileNotFoundError(f"resume={resume}: no such checkpoint; use resume=auto or resume=null")
+    return str(resume)
 
 
 def run(cfg: DictConfig) -> dict:
     """Train and test one configuration; write and return its results.json payload."""
+    validate_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     started = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = instantiate(cfg.dataset.datamodule)
+    datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule.tasks)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     if logger:
@@ -91,7 +162,7 @@ def run(cfg: DictConfig) -> dict:
         cfg.trainer, logger=logger, callbacks=[checkpoint], default_root_dir=str(output_dir)
     )
 
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, output_dir))
     val_history = list(module.val_history)  # before a checkpoint is loaded for testing
     trainer.test(module, datamodule=datamodule, verbose=False)
     final_test = module.epoch_metrics["test"]
@@ -117,6 +188,7 @@ def run(cfg: DictConfig) -> dict:
         "best_epoch": best["epoch"] if best else None,
         "val_history": val_history,
         "epochs": trainer.current_epoch,
+        "skipped_steps": module.skipped_steps,
         "wall_time_s": time.perf_counter() - started,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }

@@ -1,0 +1,170 @@
+"""Bad input fails early and clearly, faults are contained, runs are reproducible and resumable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from rw_mtl import train
+from rw_mtl.data.files import DatasetError
+from rw_mtl.module import NonFiniteError
+from rw_mtl.train import run, validate_config
+
+from .conftest import FAST_TRAINER, compose_config
+
+
+# ------------------------------------------------------------------------------------------ bad configs
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["~dataset.optimizer"],
+            r"missing config key `dataset.optimizer`: set it in conf/dataset/<name>.yaml",
+        ),
+        (
+            ["weighting.loss.name=nope"],
+            r"weighting/loss: unknown method `nope`; valid choices: \['dwa', 'ew'",
+        ),
+        (["weighting.grad.name=nope"], r"weighting/grad: unknown method `nope`; valid choices: \['cagrad'"),
+        (["weighting/grad=pcgrad", "trainer.precision=16-mixed"], r"trainer.precision=bf16-mixed or 32-true"),
+        (
+            ["weighting/grad=rgw", "weighting.grad.mode=z"],
+            r"weighting.grad.mode must be one of \['param', 'rep'\]",
+        ),
+        (["on_nonfinite=ignore"], r"on_nonfinite must be one of \['raise', 'skip', 'off'\]"),
+    ],
+)
+def test_bad_config_fails_before_anything_is_written(fast_config, overrides, message):
+    config = fast_config(*overrides)
+    with pytest.raises(ValueError, match=message):
+        validate_config(config)
+    with pytest.raises(ValueError, match=message):
+        run(config)
+    assert not Path(config.paths.output_dir).exists()
+
+
+def test_rep_mode_on_architecture_without_shared_representation_is_refused(fast_config, monkeypatch):
+    monkeypatch.setattr("rw_mtl.arch.hps.HPS.supports_rep_mode", False)
+    with pytest.raises(ValueError, match="weighting.grad.mode=param"):
+        run(fast_config("weighting/grad=rgw"))
+
+
+def test_missing_dataset_leaves_existing_results_untouched(tmp_path):
+    overrides = [
+        "dataset=nyuv2",
+        f"paths.data_dir={tmp_path / 'nowhere'}",
+        "dataset.encoder.pretrained=false",
+    ]
+    config = compose_config([*FAST_TRAINER, *overrides], output_dir=tmp_path / "run")
+    output = Path(config.paths.output_dir)
+    output.mkdir(parents=True)
+    (output / "results.json").write_text('{"kept": true}')
+    with pytest.raises(DatasetError, match="scripts/prepare_nyuv2.py"):
+        run(config)
+    assert json.loads((output / "results.json").read_text()) == {"kept": True}
+    assert [p.name for p in output.iterdir()] == ["results.json"]
+
+
+# ------------------------------------------------------------------------------------- non-finite values
+class _NaNGradient(torch.autograd.Function):
+    """Identity whose backward turns a non-zero incoming gradient into NaN (and leaves zeros alone, so
+    only this task's gradient row is poisoned)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.where(grad != 0, torch.full_like(grad, float("nan")), grad)
+
+
+def _poison(monkeypatch, task: str, at_call: int, kind: str = "loss", error: type[Exception] | None = None):
+    """Make ``task``'s training loss (or only its gradient) non-finite — or raise ``error`` — on the
+    ``at_call``-th training step."""
+    build = train.build_module
+    calls = {"n": 0}
+
+    def patched_build(cfg, tasks):
+        module = build(cfg, tasks)
+        original = module.tasks[task].loss
+
+        def loss(prediction, target):
+            value = original(prediction, target)
+            if not torch.is_grad_enabled():
+                return value
+            calls["n"] += 1
+            if calls["n"] != at_call:
+                return value
+            if error is not None:
+                raise error("simulated crash")
+            if kind == "loss":
+                return value * float("nan")
+            return original(_NaNGradient.apply(prediction), target)  # finite value, NaN gradient
+
+        module.tasks[task].loss = loss
+        return module
+
+    monkeypatch.setattr(train, "build_module", patched_build)
+    return calls
+
+
+def test_nonfinite_loss_stops_with_task_and_step(fast_config, monkeypatch):
+    _poison(monkeypatch, "digit1", at_call=3)
+    with pytest.raises(
+        NonFiniteError, match=r"non-finite loss for task\(s\) \['digit1'\] at step 2 \(epoch 0\)"
+    ):
+        run(fast_config())
+
+
+def test_nonfinite_loss_skipped_on_request(fast_config, monkeypatch):
+    _poison(monkeypatch, "digit1", at_call=3)
+    results = run(fast_config("on_nonfinite=skip"))
+    assert results["skipped_steps"] == 1
+    assert all(metrics["acc"] > 18 for metrics in results["metrics"]["test"].values())
+
+
+def test_nonfinite_gradient_never_reaches_the_solver(fast_config, monkeypatch):
+    _poison(monkeypatch, "digit2", at_call=2, kind="gradient")
+    seen = []
+    original = train.build_grad_weighting
+
+    def spy(cfg, task_num):
+        method = original(cfg, task_num)
+        aggregate = method.aggregate
+
+        def checked(grads, losses=None):
+            seen.append(bool(torch.isfinite(grads).all()))
+            return aggregate(grads, losses)
+
+        method.aggregate = checked
+        return method
+
+    monkeypatch.setattr(train, "build_grad_weighting", spy)
+    with pytest.raises(NonFiniteError, match=r"non-finite gradient for task\(s\) \['digit2'\] at step 1"):
+        run(fast_config("weighting/grad=mgda_ub"))
+    assert seen == [True]
+
+
+# ------------------------------------------------------------------------------------ resume after a kill
+def test_resumed_run_ends_like_an_uninterrupted_one(fast_config, monkeypatch):
+    overrides = ["weighting/loss=rlw", "weighting/grad=rgw", "trainer.max_epochs=3"]
+    uninterrupted = run(fast_config(*overrides, run="whole"))
+
+    steps_per_epoch = 3000 // 64 + 1
+    _poison(monkeypatch, "digit0", at_call=2 * steps_per_epoch + 10, error=RuntimeError)  # mid epoch 2
+    crashed = fast_config(*overrides, run="crashed")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(crashed)
+    assert not (Path(crashed.paths.output_dir) / "results.json").exists()
+    assert (Path(crashed.paths.output_dir) / "checkpoints" / "last.ckpt").exists()
+
+    monkeypatch.undo()
+    calls = _poison(monkeypatch, "digit0", at_call=0)  # only counts the training steps
+    resumed = run(fast_config(*overrides, run="crashed"))  # resume=auto picks up last.ckpt
+    assert calls["n"] == steps_per_epoch, "the resumed run should train epoch 2 only"
+    assert resumed["metrics"] == uninterrupted["metrics"]
+    assert resumed["val_history"] == uninterrupted["val_history"]
