@@ -85,6 +85,9 @@ CASES = {
     "gradnorm": ["weighting/loss=ew", "weighting/grad=gradnorm"],
     "rotograd": ["weighting/loss=ew", "weighting/grad=rotograd"],  # R = I at the first step
     "moml": ["weighting/loss=moml"],
+    "cross_stitch+pcgrad": ["arch=cross_stitch", "weighting/grad=pcgrad"],
+    "mtan+rlw+cagrad": ["arch=mtan", "weighting/loss=rlw", "weighting/grad=cagrad"],
+    "nddr_cnn+rgw-param": ["arch=nddr_cnn", "weighting/grad=rgw", "weighting.grad.mode=param"],
     "moml+mgda_ub": ["weighting/loss=moml", "weighting/grad=mgda_ub"],
 }
 

@@ -14,7 +14,8 @@ def _conv_block(in_channels: int, out_channels: int, stride: int) -> nn.Sequenti
 
 
 class DigitsCNN(nn.Module):
-    """Three conv blocks (the middle one stride 2), then a linear projection to a ``feature_dim`` vector z.
+    """Three conv blocks (the middle one stride 2), then a linear projection to a ``feature_dim`` vector z;
+    run as four ``stages`` so that Cross-stitch, NDDR-CNN and MTAN can act between them.
 
     The feature map is pooled to a coarse ``grid × grid`` layout, not to a single vector: which digit sits
     where is exactly what tells the tasks apart, so z must keep the layout.
@@ -22,18 +23,24 @@ class DigitsCNN(nn.Module):
 
     def __init__(self, in_channels: int = 1, width: int = 32, feature_dim: int = 128, grid: int = 3) -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            _conv_block(in_channels, width, stride=1),
-            _conv_block(width, 2 * width, stride=2),
-            _conv_block(2 * width, 2 * width, stride=1),
-        )
-        self.project = nn.Sequential(
-            nn.AdaptiveAvgPool2d(grid),
-            nn.Flatten(),
-            nn.Linear(2 * width * grid * grid, feature_dim),
-            nn.ReLU(),
+        self.stages = nn.ModuleList(
+            [
+                _conv_block(in_channels, width, stride=1),
+                _conv_block(width, 2 * width, stride=2),
+                _conv_block(2 * width, 2 * width, stride=1),
+                nn.Sequential(
+                    nn.AdaptiveAvgPool2d(grid),
+                    nn.Flatten(),
+                    nn.Linear(2 * width * grid * grid, feature_dim),
+                    nn.ReLU(),
+                ),
+            ]
         )
         self.out_features = feature_dim
+        self.stage_channels = [width, 2 * width, 2 * width, feature_dim]
+        self.stage_is_vector = [False, False, False, True]
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.project(self.features(images))
+        for stage in self.stages:
+            images = stage(images)
+        return images

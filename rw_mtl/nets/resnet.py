@@ -9,12 +9,13 @@ from torch import Tensor, nn
 
 
 class TimmResNet(nn.Module):
-    """A timm ResNet as a shared encoder.
+    """A timm ResNet as a shared encoder, run as four ``stages`` (stem + layer1, layer2, layer3, layer4)
+    so that Cross-stitch, NDDR-CNN and MTAN can act between stages.
 
     * ``pooled=False`` (NYUv2, CityScapes): the last stage's feature map, with ``output_stride`` 8 turning
-      the last two stages into dilated convolutions (Yu et al., 2017), as in DeepLabV3+; ``out_features``
+      layer3 and layer4 into dilated convolutions (Yu et al., 2017), as in DeepLabV3+; ``out_features``
       is its channel count.
-    * ``pooled=True`` (CelebA, Office): the globally pooled feature vector; ``out_features`` its size.
+    * ``pooled=True`` (CelebA, Office): the globally average-pooled feature vector.
 
     ``pretrained``: False, True (timm's ImageNet weights, from the hub's cache) or the path of a local
     weights file (``.pth``/``.safetensors``) for machines without network access.
@@ -29,7 +30,12 @@ class TimmResNet(nn.Module):
         in_chans: int = 3,
     ) -> None:
         super().__init__()
-        options: dict = {"in_chans": in_chans}
+        options: dict = {
+            "in_chans": in_chans,
+            "num_classes": 0,
+            "global_pool": "",
+            "output_stride": output_stride,
+        }
         if isinstance(pretrained, str):
             path = Path(pretrained).expanduser()
             if not path.is_file():
@@ -40,15 +46,22 @@ class TimmResNet(nn.Module):
             options.update(pretrained=True, pretrained_cfg_overlay={"file": str(path)})
         else:
             options["pretrained"] = bool(pretrained)
-        if pooled:
-            self.body = timm.create_model(name, num_classes=0, **options)
-            self.out_features = self.body.num_features
-        else:
-            self.body = timm.create_model(
-                name, features_only=True, out_indices=(4,), output_stride=output_stride, **options
-            )
-            self.out_features = self.body.feature_info.channels()[-1]
+        body = timm.create_model(name, **options)
+        last = [body.layer4, nn.AdaptiveAvgPool2d(1), nn.Flatten()] if pooled else [body.layer4]
+        self.stages = nn.ModuleList(
+            [
+                nn.Sequential(body.conv1, body.bn1, body.act1, body.maxpool, body.layer1),
+                body.layer2,
+                body.layer3,
+                nn.Sequential(*last),
+            ]
+        )
+        self.out_features = body.num_features
+        self.stage_channels = [info["num_chs"] for info in body.feature_info[1:5]]
+        self.stage_is_vector = [False, False, False, pooled]
         self.pooled = pooled
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.body(images) if self.pooled else self.body(images)[-1]
+        for stage in self.stages:
+            images = stage(images)
+        return images

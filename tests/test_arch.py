@@ -1,0 +1,111 @@
+"""Multi-task architectures: shapes, parameter split, the fusion modules' algebra, training runs."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import torch
+
+from rw_mtl.arch import HPS, MTAN, NDDRCNN, CrossStitch
+from rw_mtl.arch.cross_stitch import CrossStitchUnit
+from rw_mtl.arch.nddr_cnn import NDDRLayer
+from rw_mtl.nets.aspp import ASPPHead
+from rw_mtl.nets.digits_cnn import DigitsCNN
+from rw_mtl.nets.heads import mlp_head
+from rw_mtl.nets.resnet import TimmResNet
+from rw_mtl.train import run
+
+ARCHS = [HPS, CrossStitch, MTAN, NDDRCNN]
+TASKS = {"a": 10, "b": 4, "c": 2}
+
+
+def digits_arch(cls):
+    torch.manual_seed(0)
+    return cls(TASKS, encoder=partial(DigitsCNN, width=8, feature_dim=16), head=partial(mlp_head, hidden=8))
+
+
+@pytest.mark.parametrize("cls", ARCHS)
+def test_predictions_and_parameter_split(cls):
+    arch = digits_arch(cls)
+    outputs = arch(torch.randn(5, 1, 14, 14))
+    assert {name: tuple(out.shape) for name, out in outputs.items()} == {
+        "a": (5, 10),
+        "b": (5, 4),
+        "c": (5, 2),
+    }
+    assert set(arch(torch.randn(5, 1, 14, 14), tasks=["b"])) == {"b"}
+    shared, specific = {id(p) for p in arch.shared_parameters()}, {id(p) for p in arch.task_parameters()}
+    assert not shared & specific
+    assert shared | specific == {id(p) for p in arch.parameters()}
+    assert arch.supports_rep_mode == (cls is HPS)
+
+
+@pytest.mark.parametrize("cls", ARCHS)
+def test_dense_resnet_encoder(cls):
+    torch.manual_seed(0)
+    arch = cls(
+        {"seg": 13, "depth": 1},
+        encoder=partial(TimmResNet, name="resnet18", output_stride=8),
+        head=partial(ASPPHead, channels=8),
+    )
+    outputs = arch(torch.randn(2, 3, 32, 48))
+    assert outputs["seg"].shape == (2, 13, 4, 6) and outputs["depth"].shape == (2, 1, 4, 6)
+
+
+def test_mtan_attention_is_task_specific():
+    arch = digits_arch(MTAN)
+    arch(torch.randn(4, 1, 14, 14))["a"].sum().backward()
+    assert all(p.grad is None for p in arch.attention["b"].parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in arch.attention["a"].parameters())
+    assert all(p.grad is not None for p in arch.encoder.parameters())
+
+
+def test_cross_stitch_unit_mixes_tasks():
+    unit = CrossStitchUnit(2)
+    torch.testing.assert_close(unit.alpha.detach(), torch.tensor([[0.9, 0.1], [0.1, 0.9]]))
+    x, y = torch.ones(2, 3), torch.full((2, 3), 2.0)
+    mixed = unit([x, y])
+    torch.testing.assert_close(mixed[0], torch.full((2, 3), 1.1))
+    torch.testing.assert_close(mixed[1], torch.full((2, 3), 1.9))
+
+
+def test_cross_stitch_with_identity_units_is_independent_columns():
+    arch = digits_arch(CrossStitch)
+    with torch.no_grad():
+        for unit in arch.fusions:
+            unit.alpha.copy_(torch.eye(3))
+    arch.eval()
+    images = torch.randn(4, 1, 14, 14)
+    outputs = arch(images)
+    for index, name in enumerate(TASKS):
+        torch.testing.assert_close(outputs[name], arch.heads[name](arch.columns[index](images)))
+
+
+def test_nddr_layer_initial_projection():
+    layer = NDDRLayer(2, channels=3).eval()  # BN at its initial running statistics: identity
+    x, y = torch.randn(4, 3, 2, 2).abs(), torch.randn(4, 3, 2, 2).abs()
+    fused = layer([x, y])
+    scale = 1 / (1 + 1e-5) ** 0.5
+    torch.testing.assert_close(fused[0], (0.9 * x + 0.1 * y) * scale)
+    torch.testing.assert_close(fused[1], (0.1 * x + 0.9 * y) * scale)
+    assert layer([x.flatten(1)[:, :3], y.flatten(1)[:, :3]])[0].shape == (4, 3)  # vectors as well
+
+
+@pytest.mark.parametrize("arch", ["cross_stitch", "mtan", "nddr_cnn"])
+@pytest.mark.parametrize(
+    "weighting", [["weighting/loss=rlw"], ["weighting/loss=rlw", "weighting/grad=cagrad"]]
+)
+def test_architecture_trains_with_loss_and_gradient_methods(fast_config, arch, weighting):
+    results = run(
+        fast_config(f"arch={arch}", *weighting, "trainer.max_epochs=1", "dataset.datamodule.train_size=1500")
+    )
+    assert results["arch"] == arch
+    accuracies = [m["acc"] for m in results["metrics"]["test"].values()]
+    assert sum(accuracies) / 3 > 15.0, accuracies
+
+
+@pytest.mark.parametrize("arch", ["cross_stitch", "mtan", "nddr_cnn"])
+def test_rep_mode_is_refused_without_a_shared_representation(fast_config, arch):
+    with pytest.raises(ValueError, match=r"has no single shared representation.*weighting.grad.mode=param"):
+        run(fast_config(f"arch={arch}", "weighting/grad=rgw"))
