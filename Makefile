@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint clean
+DEMO_DIR ?= outputs/demo
+.PHONY: help setup run demo report test lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -23,6 +24,17 @@ setup: $(STAMP) ## create .venv and install rw_mtl with its dev extras
 
 run: $(STAMP) ## train EW and RLW on the embedded multi_digits data (CPU, about a minute) and print test accuracy
 	$(BIN)/python -m rw_mtl --multirun weighting/loss=ew,rlw
+
+demo: $(STAMP) ## the litmus test on multi_digits: EW, RLW, RGW, MGDA-UB, CAGrad x 3 seeds, then the report (CPU, minutes)
+	$(BIN)/python -m rw_mtl -m weighting/loss=ew,rlw seed=0,1,2 logger=none hydra.sweep.dir=$(DEMO_DIR)
+	$(BIN)/python -m rw_mtl -m weighting/grad=rgw,mgda_ub,cagrad weighting/loss=ew seed=0,1,2 logger=none hydra.sweep.dir=$(DEMO_DIR)
+	$(BIN)/python -m rw_mtl.report $(DEMO_DIR)
+
+report: $(STAMP) ## tables and figures for DIR=<run or sweep dir> (python -m rw_mtl.report)
+	$(BIN)/python -m rw_mtl.report $(DIR)
+
+bench: $(STAMP) ## step time of every weighting relative to EW (PRESET=nyuv2|celeba40|digits; GPU for the real numbers)
+	$(BIN)/python scripts/bench_step.py --preset $(or $(PRESET),nyuv2)
 
 test: $(STAMP) ## run the test suite (fast, CPU, deterministic)
 	$(BIN)/python -m pytest -q

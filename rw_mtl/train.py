@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rw_mtl.data.files import DatasetError
 from rw_mtl.module import GRAD_MODES, NONFINITE_POLICIES, MTLModule
-from rw_mtl.results import RESULTS_FILE, write_json_atomic
+from rw_mtl.results import RESULTS_FILE, read_results, write_json_atomic
 from rw_mtl.tasks.base import Task
 from rw_mtl.weighting.base import GradWeighting, LossWeighting
 from rw_mtl.weighting.registry import GRAD_METHODS, LOSS_METHODS, NO_GRAD_METHOD
@@ -130,6 +130,35 @@ def build_datamodule(cfg: DictConfig):
         raise
 
 
+RUN_CONFIG_FILE = "run_config.json"
+
+
+def claim_output_dir(cfg: DictConfig, output_dir: Path) -> dict | None:
+    """Make ``output_dir`` this config's run directory.
+
+    Returns the finished results if the directory already holds results.json of this exact (resolved)
+    config, so a re-launched sweep skips finished jobs. Refuses a directory holding another config's run,
+    so nothing written there is lost. Reads only: ``run`` records the config (run_config.json) once the
+    data is found, which is what lets ``resume=auto`` trust the checkpoints there.
+    """
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    recorded = output_dir / RUN_CONFIG_FILE
+    for path in (recorded, output_dir / RESULTS_FILE):
+        if path.is_file():
+            try:
+                existing = read_results(path)
+            except (OSError, ValueError):
+                continue
+            config = existing.get("config", existing) if path.name == RESULTS_FILE else existing
+            if config != resolved:
+                raise ValueError(
+                    f"{output_dir} holds a run of another config ({path.name}); choose another directory "
+                    "(hydra.run.dir=… / paths.output_dir=…) or remove it"
+                )
+    results = output_dir / RESULTS_FILE
+    return read_results(results) if results.is_file() else None
+
+
 def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
     """The checkpoint ``trainer.fit`` resumes from: ``resume: auto`` takes the run dir's last.ckpt if any."""
     resume = cfg.get("resume")
@@ -147,10 +176,16 @@ def run(cfg: DictConfig) -> dict:
     """Train and test one configuration; write and return its results.json payload."""
     validate_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
+    finished = claim_output_dir(cfg, output_dir)
+    if finished is not None:
+        log.info("skipping: %s already holds results of this exact config", output_dir / RESULTS_FILE)
+        print(format_metrics(finished), flush=True)
+        return finished
     started = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg)
+    write_json_atomic(output_dir / RUN_CONFIG_FILE, OmegaConf.to_container(cfg, resolve=True))
     module = build_module(cfg, datamodule.tasks)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     if logger:

@@ -52,20 +52,20 @@ def test_rep_mode_on_architecture_without_shared_representation_is_refused(fast_
         run(fast_config("weighting/grad=rgw"))
 
 
-def test_missing_dataset_leaves_existing_results_untouched(tmp_path):
+def test_missing_dataset_leaves_outputs_untouched(tmp_path):
     overrides = [
         "dataset=nyuv2",
         f"paths.data_dir={tmp_path / 'nowhere'}",
         "dataset.encoder.pretrained=false",
     ]
-    config = compose_config([*FAST_TRAINER, *overrides], output_dir=tmp_path / "run")
-    output = Path(config.paths.output_dir)
-    output.mkdir(parents=True)
-    (output / "results.json").write_text('{"kept": true}')
+    config = compose_config([*FAST_TRAINER, *overrides], output_dir=tmp_path / "outputs" / "run")
+    earlier = tmp_path / "outputs" / "earlier" / "results.json"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text('{"kept": true}')
     with pytest.raises(DatasetError, match="scripts/prepare_nyuv2.py"):
         run(config)
-    assert json.loads((output / "results.json").read_text()) == {"kept": True}
-    assert [p.name for p in output.iterdir()] == ["results.json"]
+    assert json.loads(earlier.read_text()) == {"kept": True}
+    assert not Path(config.paths.output_dir).exists()
 
 
 # ------------------------------------------------------------------------------------- non-finite values
@@ -168,3 +168,14 @@ def test_resumed_run_ends_like_an_uninterrupted_one(fast_config, monkeypatch):
     assert calls["n"] == steps_per_epoch, "the resumed run should train epoch 2 only"
     assert resumed["metrics"] == uninterrupted["metrics"]
     assert resumed["val_history"] == uninterrupted["val_history"]
+
+
+def test_relaunch_skips_a_finished_job_with_the_same_config(fast_config, monkeypatch):
+    config = fast_config("trainer.max_epochs=1")
+    first = run(config)
+    calls = _poison(monkeypatch, "digit0", at_call=0)
+    assert run(config) == first and calls["n"] == 0  # nothing trained again
+    written = (Path(config.paths.output_dir) / "results.json").read_text()
+    with pytest.raises(ValueError, match="holds a run of another config"):
+        run(fast_config("trainer.max_epochs=1", "seed=1"))  # same directory, another config
+    assert (Path(config.paths.output_dir) / "results.json").read_text() == written

@@ -1,0 +1,68 @@
+"""``python -m rw_mtl.report DIR… [--out OUT]``: results.json files → tables (Markdown, CSV, LaTeX) + figures.
+
+Rows are methods (mean ± std over seeds), columns every task metric with its direction, then Δp against
+EW with HPS; the best value per column is in bold; Tables 1 and 6's Δp are shown beside ours where the
+paper's tables are found (``--paper-dir``, default ../shared/paper_tables next to the checkout). Figures:
+RLW's sampling distributions (Fig. 1) and validation curves (Fig. 2). Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rw_mtl.report.collect import collect
+from rw_mtl.report.figures import distribution_boxplot, validation_curves
+from rw_mtl.report.tables import paper_delta_p, render_csv, render_latex, render_markdown, table_rows
+from rw_mtl.results import write_text_atomic
+
+DEFAULT_PAPER_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "paper_tables"
+SPLITS = ("test_at_best_val", "test")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m rw_mtl.report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("dirs", nargs="+", type=Path, help="run or sweep directories holding results.json")
+    parser.add_argument("--out", type=Path, help="where to write the report (default: <first dir>/report)")
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="test_at_best_val",
+        help="test metrics of the best-validation checkpoint (default) or of the final model",
+    )
+    parser.add_argument("--paper-dir", type=Path, default=DEFAULT_PAPER_DIR)
+    args = parser.parse_args(argv)
+
+    try:
+        groups = collect(args.dirs)
+    except FileNotFoundError as err:
+        parser.error(str(err))
+    if not groups:
+        parser.error(f"no results.json under {', '.join(map(str, args.dirs))}; run `python -m rw_mtl` first")
+    out = args.out or args.dirs[0] / "report"
+    rows = table_rows(groups, args.split)
+    paper = {dataset: paper_delta_p(args.paper_dir, dataset) for dataset in {g.dataset for g in groups}}
+    markdown = render_markdown(rows, groups, paper)
+    written = [
+        write_text_atomic(out / "report.md", f"# rw_mtl report ({args.split})\n\n{markdown}"),
+        write_text_atomic(out / "report.csv", render_csv(rows)),
+        write_text_atomic(out / "report.tex", render_latex(rows)),
+    ]
+    for figure in (
+        distribution_boxplot(groups, args.split, out / "fig1_distributions.png"),
+        validation_curves(groups, out / "fig2_validation.png"),
+    ):
+        if figure is not None:
+            written.append(figure)
+    print(markdown)
+    print("wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

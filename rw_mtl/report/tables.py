@@ -1,0 +1,131 @@
+"""The paper's table layout: one row per method, mean ± std over seeds per task metric, Δp vs EW (HPS)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from rw_mtl.report.collect import Group
+from rw_mtl.report.delta_p import delta_p
+
+PAPER_TABLES = {"nyuv2": "table1_nyuv2.csv", "cityscapes": "table6_cityscapes.csv"}
+
+
+def reference_group(groups: list[Group], dataset: str) -> Group | None:
+    """EW with HPS (the baseline of every Δp in the paper, Table 5 included), else EW on any architecture."""
+    candidates = [
+        g for g in groups if g.dataset == dataset and g.loss == "ew" and g.grad == "none" and not g.variant
+    ]
+    hps = [g for g in candidates if g.arch == "hps"]
+    return (hps or candidates or [None])[0]
+
+
+def table_rows(groups: list[Group], split: str) -> list[dict]:
+    """One dict per group: dataset, arch, method, seeds, per-metric mean/std and Δp (mean over seeds of
+    each seed's Δp against the reference's mean)."""
+    rows = []
+    for group in groups:
+        reference = reference_group(groups, group.dataset)
+        mean, std = group.mean(split), group.std(split)
+        row = {"dataset": group.dataset, "arch": group.arch, "method": group.label, "seeds": len(group.runs)}
+        for task, metrics in mean.items():
+            for metric, value in metrics.items():
+                row[f"{task}/{metric}"] = (value, std[task][metric])
+        if reference is not None:
+            base = reference.mean(split)
+            per_seed = [delta_p(m, base, group.directions) for m in group.metric_runs(split)]
+            average = sum(per_seed) / len(per_seed)
+            spread = (
+                (sum((d - average) ** 2 for d in per_seed) / (len(per_seed) - 1)) ** 0.5
+                if len(per_seed) > 1
+                else 0.0
+            )
+            row["delta_p"] = (average, spread)
+        rows.append(row)
+    return rows
+
+
+def paper_delta_p(paper_dir: Path | None, dataset: str) -> dict[str, float]:
+    """Method name → the paper's Δp for ``dataset`` (Tables 1 and 6), when the table is available."""
+    name = PAPER_TABLES.get(dataset)
+    if paper_dir is None or name is None or not (Path(paper_dir) / name).is_file():
+        return {}
+    with open(Path(paper_dir) / name) as handle:
+        return {row["method"]: float(row["delta_p"]) for row in csv.DictReader(handle)}
+
+
+def _best(rows: list[dict], column: str, higher: bool) -> float | None:
+    values = [row[column][0] for row in rows if column in row]
+    return (max if higher else min)(values) if values else None
+
+
+def render_markdown(rows: list[dict], groups: list[Group], paper: dict[str, dict[str, float]]) -> str:
+    """One Markdown table per (dataset, arch) block; the best value of each column in bold."""
+    out = []
+    for dataset in dict.fromkeys(row["dataset"] for row in rows):
+        block = [row for row in rows if row["dataset"] == dataset]
+        directions = next(g.directions for g in groups if g.dataset == dataset)
+        columns = [f"{task}/{metric}" for task, metrics in directions.items() for metric in metrics]
+        arrows = {f"{t}/{m}": "↑" if up else "↓" for t, ms in directions.items() for m, up in ms.items()}
+        has_paper = bool(paper.get(dataset))
+        header = ["arch", "method", "seeds", *[f"{c} {arrows[c]}" for c in columns], "Δp ↑"]
+        header += ["paper Δp"] if has_paper else []
+        out += [f"### {dataset}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        best = {c: _best(block, c, directions[c.split("/")[0]][c.split("/")[1]]) for c in columns}
+        best["delta_p"] = _best(block, "delta_p", True)
+        for row in block:
+            cells = [row["arch"], row["method"], str(row["seeds"])]
+            for column in [*columns, "delta_p"]:
+                if column not in row:
+                    cells.append("—")
+                    continue
+                value, spread = row[column]
+                text = f"{value:+.2f}%" if column == "delta_p" else f"{value:.4g}"
+                text += f" ± {spread:.2g}" if row["seeds"] > 1 else ""
+                cells.append(f"**{text}**" if value == best[column] and len(block) > 1 else text)
+            if has_paper:
+                reported = paper[dataset].get(row["method"])
+                cells.append(f"{reported:+.2f}%" if reported is not None and row["arch"] == "hps" else "—")
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def render_csv(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    header = []
+    for column in columns:
+        header += [f"{column}_mean", f"{column}_std"] if isinstance(rows[0].get(column), tuple) else [column]
+    writer.writerow(header)
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            if isinstance(rows[0].get(column), tuple):
+                cells += list(value) if value is not None else ["", ""]
+            else:
+                cells.append(value)
+        writer.writerow(cells)
+    return buffer.getvalue()
+
+
+def render_latex(rows: list[dict]) -> str:
+    """A booktabs tabular per dataset with mean ± std, as in the paper."""
+    out = []
+    for dataset in dict.fromkeys(row["dataset"] for row in rows):
+        block = [row for row in rows if row["dataset"] == dataset]
+        columns = [key for key in block[0] if isinstance(block[0][key], tuple)]
+        escape = lambda text: text.replace("_", r"\_").replace("%", r"\%")  # noqa: E731
+        out += [f"% {dataset}", r"\begin{tabular}{ll" + "c" * len(columns) + "}", r"\toprule"]
+        out.append("Arch & Method & " + " & ".join(escape(c) for c in columns) + r" \\ \midrule")
+        for row in block:
+            cells = [escape(row["arch"]), escape(row["method"])]
+            for column in columns:
+                value, spread = row.get(column, (float("nan"), 0.0))
+                cells.append(f"${value:.4g} \\pm {spread:.2g}$")
+            out.append(" & ".join(cells) + r" \\")
+        out += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(out)

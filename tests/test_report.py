@@ -1,0 +1,99 @@
+"""The report: mean ± std over seeds, Δp against EW, best marks, the paper's Δp beside ours, figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from rw_mtl.report.__main__ import main
+from rw_mtl.results import write_json_atomic
+
+DIRECTIONS = {"seg": {"miou": True}, "depth": {"abs_err": False}}
+
+
+def fake_run(
+    root: Path, loss: str, grad: str, seed: int, miou: float, err: float, distribution: str = "normal"
+):
+    metrics = {"seg": {"miou": miou}, "depth": {"abs_err": err}}
+    history = [
+        {"epoch": e, "score": 0.0, "metrics": {"seg": {"miou": miou - 2 + e}, "depth": {"abs_err": err}}}
+        for e in range(3)
+    ]
+    payload = {
+        "dataset": "nyuv2",
+        "arch": "hps",
+        "loss_method": loss,
+        "grad_method": grad,
+        "seed": seed,
+        "tasks": DIRECTIONS,
+        "metrics": {"test": metrics, "test_at_best_val": metrics, "val_at_best": metrics},
+        "val_history": history,
+        "config": {
+            "weighting": {
+                "loss": {"hparams": {"distribution": distribution} if loss == "rlw" else {}},
+                "grad": {"hparams": {}},
+            }
+        },
+    }
+    suffix = f"-{distribution}" if distribution != "normal" else ""
+    write_json_atomic(root / f"{loss}-{grad}{suffix}" / f"seed{seed}" / "results.json", payload)
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    root = tmp_path / "sweep"
+    fake_run(root, "ew", "none", 0, 50.0, 0.40)
+    fake_run(root, "ew", "none", 1, 52.0, 0.40)
+    fake_run(root, "rlw", "none", 0, 55.0, 0.36)
+    fake_run(root, "rlw", "none", 1, 53.0, 0.38)
+    fake_run(root, "rlw", "cagrad", 0, 51.0, 0.42)
+    fake_run(root, "rlw", "none", 0, 49.0, 0.40, distribution="dirichlet")
+    paper = tmp_path / "paper"
+    paper.mkdir()
+    (paper / "table1_nyuv2.csv").write_text("group,method,delta_p\nbaseline,EW,0.00\nloss,RLW,1.04\n")
+    return root, paper
+
+
+def test_report_tables_and_figures(sweep, tmp_path, capsys):
+    root, paper = sweep
+    out = tmp_path / "report"
+    assert main([str(root), "--out", str(out), "--paper-dir", str(paper)]) == 0
+    markdown = (out / "report.md").read_text()
+    # EW mean 51 ± 1.41; RLW mean 54; Δp per RLW seed vs EW mean (51, 0.40): seed 0 → (55/51−1 + 0.04/0.4)/2
+    seed0 = (55 / 51 - 1 + (0.40 - 0.36) / 0.40) / 2 * 100
+    seed1 = (53 / 51 - 1 + (0.40 - 0.38) / 0.40) / 2 * 100
+    rlw = next(line for line in markdown.splitlines() if "| RLW |" in line)
+    assert "| hps | RLW | 2 | **54 ± 1.4** | **0.37 ± 0.014** |" in rlw
+    assert f"{(seed0 + seed1) / 2:+.2f}%" in rlw and rlw.endswith("| +1.04% |")
+    assert "| hps | EW | 2 | 51 ± 1.4 | 0.4 ± 0 | +0.00% ± 1.4 | +0.00% |" in markdown  # seeds ∓0.98%
+    assert "| RLW + CAGrad | 1 |" in markdown and "| RLW (dirichlet) | 1 |" in markdown
+    rows = list(csv.DictReader(io.StringIO((out / "report.csv").read_text())))
+    assert [row["method"] for row in rows] == ["EW", "RLW + CAGrad", "RLW", "RLW (dirichlet)"]
+    by_method = {row["method"]: row for row in rows}
+    assert float(by_method["RLW"]["seg/miou_mean"]) == pytest.approx(54.0)
+    assert float(by_method["RLW"]["delta_p_mean"]) == pytest.approx((seed0 + seed1) / 2)
+    assert r"\begin{tabular}" in (out / "report.tex").read_text()
+    for figure in ("fig1_distributions.png", "fig2_validation.png"):
+        assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_report_without_results_says_what_to_do(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "empty")])
+
+
+def test_report_reads_real_runs(fast_config):
+    from rw_mtl.train import run
+
+    config = fast_config("trainer.max_epochs=1")
+    run(config)
+    out = Path(config.paths.output_dir).parent / "report"
+    assert main([str(config.paths.output_dir), "--out", str(out)]) == 0
+    assert "| hps | RLW | 1 |" in (out / "report.md").read_text()
+    assert json.loads((Path(config.paths.output_dir) / "results.json").read_text())["loss_method"] == "rlw"
