@@ -7,33 +7,46 @@ from pathlib import Path
 import numpy as np
 
 
-def write_tiny_nyuv2(root: Path, train: int = 4, test: int = 3, height: int = 32, width: int = 48) -> Path:
-    """``root/nyuv2`` in the MTAN release layout, filled with random but well-formed samples."""
+def _write_dense(
+    root: Path, name: str, label_folder: str, classes: int, normals: bool, height: int, width: int
+):
     rng = np.random.default_rng(0)
-    for split, count in (("train", train), ("val", test)):
+    for split, count in (("train", 4), ("val", 3)):
         for index in range(count):
-            normal = rng.normal(size=(height, width, 3)).astype(np.float32)
-            normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
-            label = rng.integers(-1, 13, size=(height, width)).astype(np.float32)
             depth = rng.uniform(0.5, 5.0, size=(height, width, 1)).astype(np.float32)
             depth[: height // 8] = 0.0  # unknown depth, as in the real data
             sample = {
                 "image": rng.uniform(size=(height, width, 3)).astype(np.float32),
-                "label": label,
+                label_folder: rng.integers(-1, classes, size=(height, width)).astype(np.float32),
                 "depth": depth,
-                "normal": normal,
             }
+            if normals:
+                normal = rng.normal(size=(height, width, 3)).astype(np.float32)
+                sample["normal"] = normal / np.linalg.norm(normal, axis=-1, keepdims=True)
             for modality, array in sample.items():
-                folder = root / "nyuv2" / split / modality
+                folder = root / name / split / modality
                 folder.mkdir(parents=True, exist_ok=True)
                 np.save(folder / f"{index}.npy", array)
-    return root / "nyuv2"
+    return root / name
+
+
+def write_tiny_nyuv2(root: Path, height: int = 32, width: int = 48) -> Path:
+    """``root/nyuv2`` in the MTAN release layout (4 train, 3 test), random but well-formed samples."""
+    return _write_dense(root, "nyuv2", "label", 13, normals=True, height=height, width=width)
+
+
+def write_tiny_cityscapes(root: Path, height: int = 32, width: int = 64) -> Path:
+    """``root/cityscapes`` in the MTAN release layout (4 train, 3 test)."""
+    return _write_dense(root, "cityscapes", "label_7", 7, normals=False, height=height, width=width)
+
+
+DENSE_WRITERS = {"nyuv2": write_tiny_nyuv2, "cityscapes": write_tiny_cityscapes}
 
 
 def tiny_dataset_overrides(name: str, data_dir: Path) -> list[str]:
     """Overrides that run dataset ``name`` on a tiny copy under ``data_dir`` (written here) on CPU."""
-    if name == "nyuv2":
-        write_tiny_nyuv2(data_dir)
+    if name in DENSE_WRITERS:
+        DENSE_WRITERS[name](data_dir)
         return [
             f"paths.data_dir={data_dir}",
             "dataset.encoder.name=resnet18",
