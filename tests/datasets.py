@@ -40,6 +40,28 @@ def write_tiny_cityscapes(root: Path, height: int = 32, width: int = 64) -> Path
     return _write_dense(root, "cityscapes", "label_7", 7, normals=False, height=height, width=width)
 
 
+def write_tiny_celeba(root: Path, attributes: int = 40, sizes=(6, 3, 3)) -> Path:
+    """``root/celeba`` in the official layout: JPEGs, list_attr_celeba.txt, list_eval_partition.txt."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder = root / "celeba" / "img_align_celeba"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"Attr_{i}" for i in range(attributes)]
+    attr_lines, partition_lines = [str(sum(sizes)), " ".join(names)], []
+    index = 0
+    for split, count in enumerate(sizes):
+        for _ in range(count):
+            index += 1
+            name = f"{index:06d}.jpg"
+            Image.fromarray(rng.integers(0, 256, size=(218, 178, 3), dtype=np.uint8)).save(folder / name)
+            attr_lines.append(name + "  " + " ".join(rng.choice(["1", "-1"], size=attributes)))
+            partition_lines.append(f"{name} {split}")
+    (root / "celeba" / "list_attr_celeba.txt").write_text("\n".join(attr_lines) + "\n")
+    (root / "celeba" / "list_eval_partition.txt").write_text("\n".join(partition_lines) + "\n")
+    return root / "celeba"
+
+
 DENSE_WRITERS = {"nyuv2": write_tiny_nyuv2, "cityscapes": write_tiny_cityscapes}
 
 
@@ -53,6 +75,13 @@ def tiny_dataset_overrides(name: str, data_dir: Path) -> list[str]:
             "dataset.encoder.pretrained=false",
             "dataset.head.channels=16",
             "dataset.datamodule.batch_size=2",
+            "dataset.datamodule.num_workers=0",
+        ]
+    if name == "celeba":
+        write_tiny_celeba(data_dir)
+        return [
+            f"paths.data_dir={data_dir}",
+            "dataset.datamodule.batch_size=4",
             "dataset.datamodule.num_workers=0",
         ]
     return []
