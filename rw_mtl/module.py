@@ -31,7 +31,7 @@ from rw_mtl.arch.base import MTLArchitecture
 from rw_mtl.report.delta_p import delta_p
 from rw_mtl.tasks.base import Task
 from rw_mtl.weighting.base import GradWeighting, LossWeighting
-from rw_mtl.weighting.jacobian import assign_flat_grad, task_gradients
+from rw_mtl.weighting.jacobian import assign_flat_grad, own_input_gradients, task_gradients
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,11 @@ class MTLModule(L.LightningModule):
     scheduler, if any, steps once per epoch. ``on_nonfinite`` decides what a NaN/inf task loss (or, with a
     gradient method, task gradient) does: ``raise`` a ``NonFiniteError`` naming the task and step,
     ``skip`` the step, or ``off`` (no check; saves the one scalar host sync per step the check costs).
+
+    ``multi_input``: every task has its own inputs (Office, XTREME); batches are then ``{task: {"inputs",
+    "targets"}}`` (one batch per task per step) and evaluation loaders come one per task. In rep mode each
+    task's gradient is taken w.r.t. its own z_t and the method's task weights scale them (as the paper's
+    code does).
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class MTLModule(L.LightningModule):
         optimizer: OptimizerFactory = DEFAULT_OPTIMIZER,
         scheduler: SchedulerFactory | None = None,
         on_nonfinite: str = "raise",
+        multi_input: bool = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -121,6 +127,7 @@ class MTLModule(L.LightningModule):
         self._last_step_start: float | None = None
         self._validation_batches: Iterator[dict] | None = None
         self.on_nonfinite = on_nonfinite
+        self.multi_input = multi_input
         self.skipped_steps = 0
 
     @property
@@ -140,7 +147,7 @@ class MTLModule(L.LightningModule):
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
 
-        losses, rep, rep_leaf = self._training_losses(batch)
+        losses, reps, leaves = self._training_losses(batch)
         if self._skip_nonfinite(losses, "loss"):
             return None
         if self.loss_weighting.needs_validation_batch:
@@ -154,7 +161,7 @@ class MTLModule(L.LightningModule):
             total = total + regularization
         if self.grad_weighting is None:
             self.manual_backward(total)
-        elif not self._balanced_backward(losses, weighted, total, rep, rep_leaf):
+        elif not self._balanced_backward(losses, weighted, total, reps, leaves):
             optimizer.zero_grad(set_to_none=True)
             return None
         optimizer.step()
@@ -166,17 +173,36 @@ class MTLModule(L.LightningModule):
         self._last_step_start = now
         return total.detach()
 
-    def _training_losses(self, batch: dict) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """ℓ ∈ R^T; in rep mode also z and the leaf copy of z the heads were run on."""
-        targets = batch["targets"]
-        if self.uses_rep_mode:
-            rep = self.arch.encode(batch["inputs"])
-            rep_leaf = rep.detach().requires_grad_(True)
-            predictions = self._decode(rep_leaf)
-        else:
-            rep = rep_leaf = None
-            predictions = self.arch(batch["inputs"])
-        return self._task_losses(predictions, targets), rep, rep_leaf
+    def _training_losses(self, batch: dict) -> tuple[Tensor, list[Tensor] | None, list[Tensor] | None]:
+        """ℓ ∈ R^T; in rep mode also the representations z and the leaf copies the heads were run on (one
+        for all tasks, or one per task with multi-input data)."""
+        if not self.uses_rep_mode:
+            return self._batch_losses(batch, self.forward), None, None
+        reps, leaves, predictions = [], [], {}
+        for inputs, names in self._inputs_by_task(batch):
+            rep = self.arch.encode(inputs)
+            leaf = rep.detach().requires_grad_(True)
+            predictions.update(self._decode(leaf, names))
+            reps.append(rep)
+            leaves.append(leaf)
+        return self._task_losses(predictions, self._targets(batch)), reps, leaves
+
+    def _inputs_by_task(self, batch: dict) -> list[tuple[Tensor, list[str]]]:
+        """(inputs, the tasks predicted from them): one pair, or one per task with multi-input data."""
+        if self.multi_input:
+            return [(batch[name]["inputs"], [name]) for name in self.task_names]
+        return [(batch["inputs"], self.task_names)]
+
+    def _targets(self, batch: dict) -> dict[str, Tensor]:
+        if self.multi_input:
+            return {name: batch[name]["targets"][name] for name in self.task_names}
+        return batch["targets"]
+
+    def _batch_losses(self, batch: dict, forward: Callable[..., dict[str, Tensor]]) -> Tensor:
+        predictions = {}
+        for inputs, names in self._inputs_by_task(batch):
+            predictions.update(forward(inputs, names))
+        return self._task_losses(predictions, self._targets(batch))
 
     def _task_losses(self, predictions: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> Tensor:
         return torch.stack(
@@ -194,8 +220,10 @@ class MTLModule(L.LightningModule):
         buffers = {name: buffer.clone() for name, buffer in self.named_buffers()}
 
         def validation_losses(new_params: dict[str, Tensor]) -> Tensor:
-            predictions = torch.func.functional_call(self, {**buffers, **new_params}, (batch["inputs"],))
-            return self._task_losses(predictions, batch["targets"])
+            state = {**buffers, **new_params}
+            return self._batch_losses(
+                batch, lambda x, names: torch.func.functional_call(self, state, (x, names))
+            )
 
         learning_rate = self.optimizers().optimizer.param_groups[0]["lr"]
         self.loss_weighting.meta_update(losses, params, validation_losses, learning_rate)
@@ -207,25 +235,49 @@ class MTLModule(L.LightningModule):
                 raise ValueError(
                     f"{type(self.loss_weighting).__name__} needs a datamodule with val_dataloader()"
                 )
-            self._validation_batches = _endless(datamodule.val_dataloader())
+            loaders = datamodule.val_dataloader()
+            self._validation_batches = (
+                _endless_combined(dict(zip(self.task_names, loaders, strict=True)))
+                if self.multi_input
+                else _endless(loaders)
+            )
         return self.transfer_batch_to_device(next(self._validation_batches), self.device, 0)
 
     def _balanced_backward(
-        self, losses: Tensor, weighted: Tensor, total: Tensor, rep: Tensor | None, rep_leaf: Tensor | None
+        self,
+        losses: Tensor,
+        weighted: Tensor,
+        total: Tensor,
+        reps: list[Tensor] | None,
+        leaves: list[Tensor] | None,
     ) -> bool:
         """Step 4 with a gradient method: d = aggregate(G) on θ (or z); ``total`` = Σ λ_t ℓ_t (+ the loss
         method's penalty) for the heads and the loss method's own parameters. False: step skipped (a task
         gradient was not finite, so it never reached the method's solver)."""
-        shared = [rep_leaf] if self.uses_rep_mode else self._shared_parameters()
-        grads = task_gradients(weighted, shared, batched=self.batched_jacobian)
+        if not self.uses_rep_mode:
+            shared = self._shared_parameters()
+            grads = task_gradients(weighted, shared, batched=self.batched_jacobian)
+        elif len(leaves) == 1:
+            grads = task_gradients(weighted, leaves, batched=self.batched_jacobian)
+        else:
+            grads = own_input_gradients(weighted, leaves)
         if self._skip_nonfinite(grads, "gradient"):
             return False
         direction = self.grad_weighting.aggregate(grads, losses.detach())
         self.manual_backward(total, inputs=self._own_gradient_parameters())
-        if self.uses_rep_mode:
-            self.manual_backward(rep, gradient=direction.view_as(rep))
-        else:
+        if not self.uses_rep_mode:
             assign_flat_grad(direction, shared)
+        elif len(reps) == 1:
+            self.manual_backward(reps[0], gradient=direction.view_as(reps[0]))
+        else:
+            weights = self.grad_weighting.last_weights
+            if weights is None:
+                raise ValueError(
+                    f"{type(self.grad_weighting).__name__} gives a direction, not task weights, so it cannot "
+                    "be split over per-task representations; set weighting.grad.mode=param for this dataset"
+                )
+            for rep, weight, grad in zip(reps, weights, grads, strict=True):
+                self.manual_backward(rep, gradient=(weight * grad).view_as(rep))
         return True
 
     def _skip_nonfinite(self, values: Tensor, what: str) -> bool:
@@ -299,35 +351,43 @@ class MTLModule(L.LightningModule):
         return [{"params": [p for p in self.parameters() if id(p) not in own]}, *groups]
 
     # ------------------------------------------------------------------------------------------ evaluation
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, "val")
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluation_step(batch, "val", dataloader_idx)
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, "test")
+    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluation_step(batch, "test", dataloader_idx)
 
-    def _decode(self, rep: Tensor) -> dict[str, Tensor]:
+    def _decode(self, rep: Tensor, tasks: list[str] | None = None) -> dict[str, Tensor]:
         """Heads on z, or on each task's own view of z where the gradient method defines one (RotoGrad)."""
+        tasks = tasks or self.task_names
         if not self.transforms_rep:
-            return self.arch.decode(rep)
-        views = self.grad_weighting.task_representations(rep)
-        return {
-            name: self.arch.decode(view, [name])[name]
-            for name, view in zip(self.task_names, views, strict=True)
-        }
+            return self.arch.decode(rep, tasks)
+        views = dict(zip(self.task_names, self.grad_weighting.task_representations(rep), strict=True))
+        return {name: self.arch.decode(views[name], [name])[name] for name in tasks}
 
-    def forward(self, inputs: Tensor) -> dict[str, Tensor]:
-        """Per-task predictions of the model as trained (with RotoGrad's rotations where used)."""
-        return self._decode(self.arch.encode(inputs)) if self.transforms_rep else self.arch(inputs)
+    def forward(self, inputs: Tensor, tasks: list[str] | None = None) -> dict[str, Tensor]:
+        """Predictions for ``tasks`` (default all) of the model as trained (with RotoGrad's rotations)."""
+        return (
+            self._decode(self.arch.encode(inputs), tasks) if self.transforms_rep else self.arch(inputs, tasks)
+        )
 
-    def _evaluation_step(self, batch: dict, split: str) -> None:
-        predictions = self(batch["inputs"])
+    def _evaluation_step(self, batch: dict, split: str, dataloader_idx: int = 0) -> None:
+        """Update the metrics; with multi-input data each evaluation loader holds one task's data."""
+        tasks = [self.task_names[dataloader_idx]] if self.multi_input else self.task_names
+        predictions = self(batch["inputs"], tasks)
         batch_size = len(batch["inputs"])
-        for name, task in self.tasks.items():
-            target = batch["targets"][name]
+        for name in tasks:
+            task, target = self.tasks[name], batch["targets"][name]
             prediction = task.align(predictions[name], target)
             self.metrics[split][name].update(prediction, target)
-            loss = task.loss(prediction, target)
-            self.log(f"{split}/loss/{name}", loss, on_step=False, on_epoch=True, batch_size=batch_size)
+            self.log(
+                f"{split}/loss/{name}",
+                task.loss(prediction, target),
+                on_step=False,
+                on_epoch=True,
+                batch_size=batch_size,
+                add_dataloader_idx=False,
+            )
 
     def on_validation_epoch_end(self) -> None:
         self._finish_evaluation("val")
@@ -381,6 +441,13 @@ class MTLModule(L.LightningModule):
         }
         directions = {name: task.higher_is_better for name, task in self.tasks.items()}
         return delta_p(results, reference, directions)
+
+
+def _endless_combined(loaders: Mapping[str, Iterable[dict]]) -> Iterator[dict]:
+    """{task: batch} dicts forever from one loader per task (multi-input validation data)."""
+    iterators = {name: _endless(loader) for name, loader in loaders.items()}
+    while True:
+        yield {name: next(iterator) for name, iterator in iterators.items()}
 
 
 def _endless(loader: Iterable[dict]) -> Iterator[dict]:

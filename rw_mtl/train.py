@@ -97,7 +97,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise ValueError(f"on_nonfinite must be one of {list(NONFINITE_POLICIES)}, got `{cfg.on_nonfinite}`")
 
 
-def build_module(cfg: DictConfig, tasks: dict[str, Task]) -> MTLModule:
+def build_module(cfg: DictConfig, tasks: dict[str, Task], multi_input: bool = False) -> MTLModule:
     """Architecture (cfg.arch over the dataset's encoder and head) + weighting → MTLModule."""
     arch = instantiate(
         cfg.arch.model,
@@ -116,6 +116,7 @@ def build_module(cfg: DictConfig, tasks: dict[str, Task]) -> MTLModule:
         optimizer=instantiate(cfg.dataset.optimizer, _partial_=True),
         scheduler=instantiate(scheduler, _partial_=True) if scheduler else None,
         on_nonfinite=cfg.get("on_nonfinite", "raise"),
+        multi_input=multi_input,
     )
 
 
@@ -186,7 +187,7 @@ def run(cfg: DictConfig) -> dict:
 
     datamodule = build_datamodule(cfg)
     write_json_atomic(output_dir / RUN_CONFIG_FILE, OmegaConf.to_container(cfg, resolve=True))
-    module = build_module(cfg, datamodule.tasks)
+    module = build_module(cfg, datamodule.tasks, multi_input=getattr(datamodule, "multi_input", False))
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     if logger:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

@@ -62,6 +62,22 @@ def write_tiny_celeba(root: Path, attributes: int = 40, sizes=(6, 3, 3)) -> Path
     return root / "celeba"
 
 
+def write_tiny_office31(root: Path, classes: int = 2, per_class: int = 5) -> Path:
+    """``root/office31`` in the official layout (<domain>/images/<class>/*.jpg), ``classes`` classes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for domain in ("amazon", "dslr", "webcam"):
+        for label in range(classes):
+            folder = root / "office31" / domain / "images" / f"class_{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(per_class):
+                shade = 40 + 160 * label  # a learnable difference between the classes
+                pixels = np.clip(rng.normal(shade, 30, size=(40, 40, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"frame_{index:04d}.jpg")
+    return root / "office31"
+
+
 DENSE_WRITERS = {"nyuv2": write_tiny_nyuv2, "cityscapes": write_tiny_cityscapes}
 
 
@@ -76,6 +92,23 @@ def tiny_dataset_overrides(name: str, data_dir: Path) -> list[str]:
             "dataset.head.channels=16",
             "dataset.datamodule.batch_size=2",
             "dataset.datamodule.num_workers=0",
+        ]
+    if name in ("office31", "office_home"):
+        write_tiny_office31(data_dir)
+        if name == "office_home":  # same files, the Office-Home config pointed at them
+            (data_dir / "office_home").symlink_to(data_dir / "office31", target_is_directory=True)
+            domains = "{art:amazon,clipart:dslr,product:webcam}"
+        else:
+            domains = "{amazon:amazon,dslr:dslr,webcam:webcam}"
+        return [
+            f"paths.data_dir={data_dir}",
+            "~dataset.datamodule.domains",
+            f"+dataset.datamodule.domains={domains}",
+            "dataset.datamodule.num_classes=2",
+            "dataset.datamodule.image_size=32",
+            "dataset.datamodule.batch_size=4",
+            "dataset.datamodule.num_workers=0",
+            "dataset.encoder.pretrained=false",
         ]
     if name == "celeba":
         write_tiny_celeba(data_dir)

@@ -88,8 +88,8 @@ def _poison(monkeypatch, task: str, at_call: int, kind: str = "loss", error: typ
     build = train.build_module
     calls = {"n": 0}
 
-    def patched_build(cfg, tasks):
-        module = build(cfg, tasks)
+    def patched_build(cfg, tasks, **options):
+        module = build(cfg, tasks, **options)
         original = module.tasks[task].loss
 
         def loss(prediction, target):

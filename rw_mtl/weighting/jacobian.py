@@ -61,6 +61,19 @@ def task_gradients(
     return out
 
 
+def own_input_gradients(losses: Tensor, inputs: Sequence[Tensor]) -> Tensor:
+    """[T, D] with row t = ∇_{inputs[t]} losses[t], flattened: each task's gradient w.r.t. its own input
+    (multi-input data in rep mode, where every task has its own representation z_t of the same shape)."""
+    if len(inputs) != losses.shape[0] or len({tuple(x.shape) for x in inputs}) != 1:
+        raise ValueError(
+            "rep mode with one input per task needs one representation per task, all of one shape "
+            f"(got {[tuple(x.shape) for x in inputs]}); use equal per-task batch sizes with drop_last, "
+            "or weighting.grad.mode=param"
+        )
+    rows = [torch.autograd.grad(losses[t], x, retain_graph=True)[0].reshape(-1) for t, x in enumerate(inputs)]
+    return torch.stack(rows)
+
+
 def assign_flat_grad(direction: Tensor, params: Sequence[Tensor]) -> None:
     """Write the flat [D] ``direction`` into ``p.grad`` of each parameter as views (no copy)."""
     params = list(params)
