@@ -375,7 +375,7 @@ class MTLModule(L.LightningModule):
         """Update the metrics; with multi-input data each evaluation loader holds one task's data."""
         tasks = [self.task_names[dataloader_idx]] if self.multi_input else self.task_names
         predictions = self(batch["inputs"], tasks)
-        batch_size = len(batch["inputs"])
+        batch_size = len(batch["targets"][tasks[0]])
         for name in tasks:
             task, target = self.tasks[name], batch["targets"][name]
             prediction = task.align(predictions[name], target)

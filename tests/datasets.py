@@ -78,6 +78,50 @@ def write_tiny_office31(root: Path, classes: int = 2, per_class: int = 5) -> Pat
     return root / "office31"
 
 
+def write_tiny_bert(folder: Path) -> Path:
+    """A 1-layer, 16-wide BERT with a character WordPiece vocabulary, saved like a hub model: the test's
+    stand-in for mBERT (loaded through AutoModel/AutoTokenizer from this directory)."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters, *[f"##{c}" for c in letters], ".", ","]
+    (folder / "vocab.txt").write_text("\n".join(vocab))
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(folder)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+def write_tiny_xtreme(root: Path, languages=("en", "zh", "de", "es", "te", "vi"), examples: int = 8) -> Path:
+    """``root/xtreme/{pawsx,udpos}/{train,dev,test}-<lang>.tsv`` in XTREME's formats."""
+    rng = np.random.default_rng(0)
+    words = ["cat", "dog", "runs", "fast", "the", "a", "big", "small", "."]
+    tags = ["NOUN", "NOUN", "VERB", "ADV", "DET", "DET", "ADJ", "ADJ", "PUNCT"]
+    for split in ("train", "dev", "test"):
+        for language in languages:
+            pawsx, udpos = ["sentence1\tsentence2\tlabel"], []
+            for _ in range(examples):
+                picks = rng.integers(0, len(words), size=(2, 4))
+                same = int(rng.integers(0, 2))
+                first = " ".join(words[i] for i in picks[0])
+                second = first if same else " ".join(words[i] for i in picks[1])
+                pawsx.append(f"{first}\t{second}\t{same}")
+                udpos += [f"{words[i]}\t{tags[i]}" for i in picks[0]] + [""]
+            for problem, lines in (("pawsx", pawsx), ("udpos", udpos)):
+                folder = root / "xtreme" / problem
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{split}-{language}.tsv").write_text("\n".join(lines) + "\n")
+    return root / "xtreme"
+
+
 DENSE_WRITERS = {"nyuv2": write_tiny_nyuv2, "cityscapes": write_tiny_cityscapes}
 
 
@@ -109,6 +153,16 @@ def tiny_dataset_overrides(name: str, data_dir: Path) -> list[str]:
             "dataset.datamodule.batch_size=4",
             "dataset.datamodule.num_workers=0",
             "dataset.encoder.pretrained=false",
+        ]
+    if name in ("xtreme_pi", "xtreme_pos"):
+        write_tiny_xtreme(data_dir)
+        bert = write_tiny_bert(data_dir / "tiny-bert")
+        return [
+            f"paths.data_dir={data_dir}",
+            f"dataset.encoder.name={bert}",
+            "dataset.datamodule.max_length=16",
+            "dataset.datamodule.batch_size=4",
+            "dataset.optimizer.lr=1e-3",
         ]
     if name == "celeba":
         write_tiny_celeba(data_dir)

@@ -3,5 +3,13 @@
 from rw_mtl.tasks.base import Task
 from rw_mtl.tasks.classification import ClassificationTask
 from rw_mtl.tasks.dense import DepthTask, SemanticSegmentationTask, SurfaceNormalTask
+from rw_mtl.tasks.token_classification import TokenClassificationTask
 
-__all__ = ["ClassificationTask", "DepthTask", "SemanticSegmentationTask", "SurfaceNormalTask", "Task"]
+__all__ = [
+    "ClassificationTask",
+    "DepthTask",
+    "SemanticSegmentationTask",
+    "SurfaceNormalTask",
+    "Task",
+    "TokenClassificationTask",
+]
