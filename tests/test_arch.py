@@ -109,3 +109,20 @@ def test_architecture_trains_with_loss_and_gradient_methods(fast_config, arch, w
 def test_rep_mode_is_refused_without_a_shared_representation(fast_config, arch):
     with pytest.raises(ValueError, match=r"has no single shared representation.*weighting.grad.mode=param"):
         run(fast_config(f"arch={arch}", "weighting/grad=rgw"))
+
+
+def test_timm_encoder_loads_a_local_weights_file(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    source = timm.create_model("resnet18", num_classes=0, global_pool="")
+    path = tmp_path / "resnet18.safetensors"
+    save_file(source.state_dict(), path)
+    loaded = TimmResNet("resnet18", pretrained=str(path), pooled=True)
+    for name, tensor in source.state_dict().items():
+        module_name, _, attribute = name.partition(".")
+        if module_name == "conv1" and attribute == "weight":
+            torch.testing.assert_close(loaded.stages[0][0].weight, tensor)
+    torch.testing.assert_close(loaded.stages[3][0][1].conv2.weight, source.layer4[1].conv2.weight)
+    with pytest.raises(FileNotFoundError, match="dataset.encoder.pretrained"):
+        TimmResNet("resnet18", pretrained=str(tmp_path / "missing.pth"))
