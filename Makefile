@@ -8,10 +8,12 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
 .DEFAULT_GOAL := help
 DEMO_DIR ?= outputs/demo
-.PHONY: help setup run demo report test lint bench clean
+EXPERIMENTS := table1 table3 table4 table5 table6 table7 table8 fig1 fig2
+.PHONY: help setup run demo report test lint bench clean $(EXPERIMENTS)
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+	@echo "  $(EXPERIMENTS): the paper's sweeps (GPU), then their report; DRY=1 lists the jobs, ARGS=... adds overrides"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +31,14 @@ demo: $(STAMP) ## the litmus test on multi_digits: EW, RLW, RGW, MGDA-UB, CAGrad
 	$(BIN)/python -m rw_mtl -m weighting/loss=ew,rlw seed=0,1,2 logger=none hydra.sweep.dir=$(DEMO_DIR)
 	$(BIN)/python -m rw_mtl -m weighting/grad=rgw,mgda_ub,cagrad weighting/loss=ew seed=0,1,2 logger=none hydra.sweep.dir=$(DEMO_DIR)
 	$(BIN)/python -m rw_mtl.report $(DEMO_DIR)
+
+$(EXPERIMENTS): $(STAMP)
+ifdef DRY
+	$(BIN)/python -m rw_mtl.sweep $@ $(ARGS)
+else
+	$(BIN)/python -m rw_mtl +experiment=$@ $(ARGS)
+	$(BIN)/python -m rw_mtl.report outputs/$@
+endif
 
 report: $(STAMP) ## tables and figures for DIR=<run or sweep dir> (python -m rw_mtl.report)
 	$(BIN)/python -m rw_mtl.report $(DIR)

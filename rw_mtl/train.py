@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from pathlib import Path
 
 import hydra
@@ -132,6 +133,7 @@ def build_datamodule(cfg: DictConfig):
 
 
 RUN_CONFIG_FILE = "run_config.json"
+FAILED_FILE = "failed.json"
 
 
 def claim_output_dir(cfg: DictConfig, output_dir: Path) -> dict | None:
@@ -252,7 +254,18 @@ def format_metrics(results: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Console script ``rw-mtl``; returns the best validation score (for Hydra sweepers)."""
-    results = run(cfg)
+    """Console script ``rw-mtl``; returns the best validation score (for Hydra sweepers). A failing job
+    leaves failed.json (error and traceback) in its directory and re-raises, so Hydra records it and a
+    sweep goes on with the next job."""
+    try:
+        results = run(cfg)
+    except Exception as err:
+        output_dir = Path(cfg.paths.output_dir)
+        if output_dir.is_dir():
+            write_json_atomic(
+                output_dir / FAILED_FILE,
+                {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()},
+            )
+        raise
     history = results["val_history"]
     return max(entry["score"] for entry in history) if history else float("nan")
