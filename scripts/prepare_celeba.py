@@ -11,10 +11,9 @@ which links (or with --copy, copies) it to <data-dir>/celeba and checks the file
 
 from __future__ import annotations
 
-import argparse
-import shutil
 import sys
-from pathlib import Path
+
+from _prepare import arguments, place
 
 from rw_mtl.data.celeba import CelebADataModule
 
@@ -22,20 +21,8 @@ EXPECTED = {"train": 162_770, "val": 19_867, "test": 19_962}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--source", type=Path, required=True)
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    parser.add_argument("--copy", action="store_true", help="copy instead of symlinking")
-    args = parser.parse_args(argv)
-    target = args.data_dir / "celeba"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if args.copy:
-            shutil.copytree(args.source, target)
-        else:
-            target.symlink_to(args.source.resolve(), target_is_directory=True)
+    args = arguments(__doc__, argv)
+    target = place(args.source, args.data_dir / "celeba", args.copy)
     datamodule = CelebADataModule(str(target), num_workers=0)
     for split, count in EXPECTED.items():
         size = len(datamodule.splits[split])

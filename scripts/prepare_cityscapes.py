@@ -12,9 +12,9 @@ docs/datasets.md: train/ and val/ each with image/, label_7/, depth/ holding <i>
 
 import sys
 
-from _prepare_dense import prepare
+from _prepare import prepare_dense
 
 from rw_mtl.data.cityscapes import LAYOUT
 
 if __name__ == "__main__":
-    sys.exit(prepare(LAYOUT, {"train": 2975, "val": 500}, __doc__))
+    sys.exit(prepare_dense(LAYOUT, {"train": 2975, "val": 500}, __doc__))

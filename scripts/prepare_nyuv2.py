@@ -12,9 +12,9 @@ train/ and val/ each with image/, label/, depth/, normal/ holding <i>.npy (795 a
 
 import sys
 
-from _prepare_dense import prepare
+from _prepare import prepare_dense
 
 from rw_mtl.data.nyuv2 import LAYOUT
 
 if __name__ == "__main__":
-    sys.exit(prepare(LAYOUT, {"train": 795, "val": 654}, __doc__))
+    sys.exit(prepare_dense(LAYOUT, {"train": 795, "val": 654}, __doc__))

@@ -13,10 +13,9 @@ paper's languages (PAWS-X: en zh de es; UD-POS: en zh te vi). mBERT itself comes
 
 from __future__ import annotations
 
-import argparse
-import shutil
 import sys
-from pathlib import Path
+
+from _prepare import arguments, place
 
 from rw_mtl.data.xtreme import XtremeDataModule
 
@@ -24,22 +23,10 @@ LANGUAGES = {"pawsx": ["en", "zh", "de", "es"], "udpos": ["en", "zh", "te", "vi"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--source", type=Path, required=True, help="XTREME's download/ folder")
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    parser.add_argument("--copy", action="store_true", help="copy instead of symlinking")
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, argv)
     target = args.data_dir / "xtreme"
-    target.mkdir(parents=True, exist_ok=True)
     for problem, languages in LANGUAGES.items():
-        destination = target / problem
-        if not destination.exists():
-            if args.copy:
-                shutil.copytree(args.source / problem, destination)
-            else:
-                destination.symlink_to((args.source / problem).resolve(), target_is_directory=True)
+        place(args.source / problem, target / problem, args.copy)
         XtremeDataModule(str(target), problem, languages, tokenizer="unused-until-setup")
         print(f"{problem}: files for {', '.join(languages)} present")
     print(f"ok: run with paths.data_dir={args.data_dir} dataset=xtreme_pi or dataset=xtreme_pos")

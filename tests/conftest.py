@@ -37,6 +37,22 @@ FAST = [
 ]
 
 
+def fit_one_step(module, datamodule) -> None:
+    """One real optimizer step of ``module`` through a Lightning Trainer (no validation, no files)."""
+    import lightning as L
+
+    trainer = L.Trainer(
+        max_steps=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+    trainer.fit(module, datamodule=datamodule)
+
+
 def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
     """The app's config with ``overrides``, as `python -m rw_mtl` would compose it."""
     extra = [f"paths.output_dir={output_dir}"] if output_dir is not None else []

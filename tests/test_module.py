@@ -15,6 +15,8 @@ from hydra.utils import instantiate
 
 from rw_mtl.train import build_module
 
+from .conftest import fit_one_step
+
 ONE_BATCH = [
     "dataset.datamodule.train_size=32",
     "dataset.datamodule.batch_size=32",
@@ -28,16 +30,7 @@ def one_step(config):
     datamodule.setup("fit")
     module = build_module(config, datamodule.tasks)
     before = copy.deepcopy(module)
-    trainer = L.Trainer(
-        max_steps=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-    )
-    trainer.fit(module, datamodule=datamodule)
+    fit_one_step(module, datamodule)
     return before, module, datamodule.splits["train"]
 
 

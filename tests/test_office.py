@@ -12,7 +12,7 @@ from rw_mtl.data.files import DatasetError
 from rw_mtl.data.office import OfficeDataModule
 from rw_mtl.train import build_datamodule, build_module, run
 
-from .conftest import FAST_TRAINER, compose_config
+from .conftest import FAST_TRAINER, compose_config, fit_one_step
 from .datasets import tiny_dataset_overrides, write_tiny_office31
 
 
@@ -60,15 +60,7 @@ def test_multi_input_rep_mode_step_is_exact(tmp_path):
     datamodule = build_datamodule(config)
     module = build_module(config, datamodule.tasks, multi_input=True)
     before = copy.deepcopy(module)
-    trainer = L.Trainer(
-        max_steps=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, datamodule=datamodule)
+    fit_one_step(module, datamodule)
     weights, loss_weights = module.grad_weighting.last_weights, module.last_loss_weights
     arch = before.arch.train()
     shared = arch.shared_parameters()

@@ -154,7 +154,7 @@ def test_resumed_run_ends_like_an_uninterrupted_one(fast_config, monkeypatch):
     overrides = ["weighting/loss=rlw", "weighting/grad=rgw", "trainer.max_epochs=3"]
     uninterrupted = run(fast_config(*overrides, run="whole"))
 
-    steps_per_epoch = 3000 // 64 + 1
+    steps_per_epoch = 3000 // 64  # the last incomplete batch is dropped
     _poison(monkeypatch, "digit0", at_call=2 * steps_per_epoch + 10, error=RuntimeError)  # mid epoch 2
     crashed = fast_config(*overrides, run="crashed")
     with pytest.raises(RuntimeError, match="simulated crash"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from torch import Tensor, nn
 
@@ -39,6 +39,13 @@ class MTLArchitecture(nn.Module):
     def encode(self, inputs: Tensor) -> Tensor:
         """x → shared representation z (rep-mode architectures only)."""
         raise NotImplementedError(f"{type(self).__name__} has no single shared representation")
+
+    @staticmethod
+    def make_heads(
+        task_outputs: Mapping[str, int], head: Callable[[int, int], nn.Module], in_features: int
+    ) -> nn.ModuleDict:
+        """One head per task: ``head(in_features, num_outputs)``."""
+        return nn.ModuleDict({name: head(in_features, outputs) for name, outputs in task_outputs.items()})
 
     def decode(self, rep: Tensor, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
         """z → predictions (rep-mode architectures only)."""

@@ -35,9 +35,7 @@ class ColumnArchitecture(MTLArchitecture):
         self.fusions = nn.ModuleList(
             [self.make_fusion(len(task_outputs), channels) for channels in reference.stage_channels[:-1]]
         )
-        self.heads = nn.ModuleDict(
-            {name: head(reference.out_features, outputs) for name, outputs in task_outputs.items()}
-        )
+        self.heads = self.make_heads(task_outputs, head, reference.out_features)
 
     def make_fusion(self, task_num: int, channels: int) -> nn.Module:
         """A module mapping the list of T stage outputs to T fused outputs."""

@@ -26,9 +26,7 @@ class HPS(MTLArchitecture):
     ) -> None:
         super().__init__(list(task_outputs))
         self.encoder = encoder()
-        self.heads = nn.ModuleDict(
-            {name: head(self.encoder.out_features, outputs) for name, outputs in task_outputs.items()}
-        )
+        self.heads = self.make_heads(task_outputs, head, self.encoder.out_features)
 
     def encode(self, inputs: Tensor) -> Tensor:
         return self.encoder(inputs)

@@ -82,9 +82,7 @@ class MTAN(MTLArchitecture):
                 for name in task_outputs
             }
         )
-        self.heads = nn.ModuleDict(
-            {name: head(self.encoder.out_features, outputs) for name, outputs in task_outputs.items()}
-        )
+        self.heads = self.make_heads(task_outputs, head, self.encoder.out_features)
 
     def forward(self, inputs: Tensor, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
         tasks = list(tasks or self.task_names)

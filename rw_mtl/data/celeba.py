@@ -15,9 +15,10 @@ import lightning as L
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from rw_mtl.data.files import DatasetError, malformed, require_dir
+from rw_mtl.data.loaders import SplitLoaders
 from rw_mtl.tasks import ClassificationTask
 
 NAME, SCRIPT = "celeba", "scripts/prepare_celeba.py"
@@ -86,7 +87,7 @@ class CelebADataset(Dataset):
         return {"inputs": self.load(index), "targets": targets}
 
 
-class CelebADataModule(L.LightningDataModule):
+class CelebADataModule(SplitLoaders, L.LightningDataModule):
     """The official train/val/test partition; tasks are the 40 attributes, named as in the release."""
 
     def __init__(
@@ -110,23 +111,3 @@ class CelebADataModule(L.LightningDataModule):
             self.splits[split] = CelebADataset(files, matrix, self.names, self.images, image_size)
         self.splits["train"].load(0)  # a missing or corrupt image fails now, not mid-epoch
         self.tasks = {name: ClassificationTask(num_classes=2) for name in self.names}
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        workers = self.hparams.num_workers
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

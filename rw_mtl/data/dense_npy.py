@@ -18,9 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from rw_mtl.data.files import malformed, require_dir
+from rw_mtl.data.loaders import SplitLoaders
 from rw_mtl.tasks.base import Task
 
 CHANNELS = {"image": 3, "depth": 1, "normal": 3}
@@ -117,7 +118,7 @@ class DenseNpyDataset(Dataset):
         return {"inputs": image, "targets": targets}
 
 
-class DenseNpyDataModule(L.LightningDataModule):
+class DenseNpyDataModule(SplitLoaders, L.LightningDataModule):
     """Train (optionally with MTAN's random scale-crop), validation and test loaders of a ``DenseLayout``.
     Subclasses set ``layout`` and ``make_tasks``."""
 
@@ -160,24 +161,3 @@ class DenseNpyDataModule(L.LightningDataModule):
         else:
             validation = test
         self.splits = {"train": train, "val": validation, "test": test}
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        workers = self.hparams.num_workers
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            pin_memory=torch.cuda.is_available(),
-            drop_last=shuffle and len(self.splits[split]) > self.hparams.batch_size,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from rw_mtl.data.loaders import SplitLoaders
 from rw_mtl.tasks import ClassificationTask
 
 _DIGIT_SIZE = 8
@@ -52,7 +53,7 @@ def compose_digits(
     return inputs, torch.from_numpy(labels[picks]).long()
 
 
-class MultiDigitsDataModule(L.LightningDataModule):
+class MultiDigitsDataModule(SplitLoaders, L.LightningDataModule):
     """Train/val/test composites of ``num_digits`` digits (tasks ``digit0`` … ``digit{K-1}``)."""
 
     def __init__(
@@ -94,21 +95,3 @@ class MultiDigitsDataModule(L.LightningDataModule):
             self.splits[split] = MultiTaskTensorDataset(
                 inputs, {name: labels[:, i] for i, name in enumerate(self.tasks)}
             )
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
 from rw_mtl.data.files import malformed, require_dir
+from rw_mtl.data.loaders import make_loader
 from rw_mtl.tasks import ClassificationTask
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -102,17 +103,9 @@ class OfficeDataModule(L.LightningDataModule):
             self.splits["train"][task].load(self.splits["train"][task].items[0][0])  # fail now, not mid-epoch
 
     def _loaders(self, split: str, shuffle: bool) -> dict[str, DataLoader]:
-        workers = self.hparams.num_workers
+        hp = self.hparams
         return {
-            task: DataLoader(
-                dataset,
-                batch_size=self.hparams.batch_size,
-                shuffle=shuffle,
-                num_workers=workers,
-                persistent_workers=workers > 0,
-                pin_memory=torch.cuda.is_available(),
-                drop_last=shuffle and len(dataset) > self.hparams.batch_size,
-            )
+            task: make_loader(dataset, hp.batch_size, hp.num_workers, shuffle)
             for task, dataset in self.splits[split].items()
         }
 

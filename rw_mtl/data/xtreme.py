@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import AutoTokenizer
 
 from rw_mtl.data.files import DatasetError, malformed, require_dir
+from rw_mtl.data.loaders import make_loader
 from rw_mtl.tasks import ClassificationTask, TokenClassificationTask
 from rw_mtl.tasks.token_classification import IGNORE_INDEX
 
@@ -170,15 +171,9 @@ class XtremeDataModule(L.LightningDataModule):
                 self.splits[split][language] = EncodedTask(language, dict(encoded), targets)
 
     def _loaders(self, split: str, shuffle: bool) -> list[DataLoader]:
+        hp = self.hparams
         return [
-            DataLoader(
-                dataset,
-                batch_size=self.hparams.batch_size,
-                shuffle=shuffle,
-                num_workers=self.hparams.num_workers,
-                drop_last=shuffle and len(dataset) > self.hparams.batch_size,
-            )
-            for dataset in self.splits[split].values()
+            make_loader(data, hp.batch_size, hp.num_workers, shuffle) for data in self.splits[split].values()
         ]
 
     def train_dataloader(self) -> dict[str, DataLoader]:
