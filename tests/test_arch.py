@@ -126,3 +126,9 @@ def test_timm_encoder_loads_a_local_weights_file(tmp_path):
     torch.testing.assert_close(loaded.stages[3][0][1].conv2.weight, source.layer4[1].conv2.weight)
     with pytest.raises(FileNotFoundError, match="dataset.encoder.pretrained"):
         TimmResNet("resnet18", pretrained=str(tmp_path / "missing.pth"))
+
+
+@pytest.mark.parametrize("cls", [CrossStitch, MTAN, NDDRCNN])
+def test_stagewise_architectures_name_the_fix_for_plain_encoders(cls):
+    with pytest.raises(ValueError, match="needs an encoder with `stages`.*use arch=hps"):
+        cls(TASKS, encoder=lambda: torch.nn.Linear(3, 3), head=partial(mlp_head, hidden=8))

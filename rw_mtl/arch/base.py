@@ -40,6 +40,14 @@ class MTLArchitecture(nn.Module):
         """x → shared representation z (rep-mode architectures only)."""
         raise NotImplementedError(f"{type(self).__name__} has no single shared representation")
 
+    def require_stages(self, encoder: nn.Module) -> None:
+        """Stage-wise architectures need encoders that expose ``stages`` and ``stage_channels``."""
+        if not hasattr(encoder, "stages") or not hasattr(encoder, "stage_channels"):
+            raise ValueError(
+                f"{type(self).__name__} needs an encoder with `stages` and `stage_channels` "
+                f"({type(encoder).__name__} has none); use arch=hps with this dataset.encoder"
+            )
+
     @staticmethod
     def make_heads(
         task_outputs: Mapping[str, int], head: Callable[[int, int], nn.Module], in_features: int

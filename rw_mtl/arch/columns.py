@@ -27,11 +27,7 @@ class ColumnArchitecture(MTLArchitecture):
         super().__init__(list(task_outputs))
         self.columns = nn.ModuleList([encoder() for _ in task_outputs])
         reference = self.columns[0]
-        if not hasattr(reference, "stages") or not hasattr(reference, "stage_channels"):
-            raise ValueError(
-                f"{type(self).__name__} needs an encoder with `stages` and `stage_channels` "
-                f"({type(reference).__name__} has none); use arch=hps with this dataset.encoder"
-            )
+        self.require_stages(reference)
         self.fusions = nn.ModuleList(
             [self.make_fusion(len(task_outputs), channels) for channels in reference.stage_channels[:-1]]
         )

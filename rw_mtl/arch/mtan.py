@@ -66,11 +66,7 @@ class MTAN(MTLArchitecture):
     ) -> None:
         super().__init__(list(task_outputs))
         self.encoder = encoder()
-        if not hasattr(self.encoder, "stages") or not hasattr(self.encoder, "stage_channels"):
-            raise ValueError(
-                f"MTAN needs an encoder with `stages` and `stage_channels` "
-                f"({type(self.encoder).__name__} has none); use arch=hps with this dataset.encoder"
-            )
+        self.require_stages(self.encoder)
         channels = self.encoder.stage_channels
         previous = [None, *channels[:-1]]
         vector = getattr(self.encoder, "stage_is_vector", [False] * len(channels))
