@@ -98,7 +98,7 @@ def test_nddr_layer_initial_projection():
 )
 def test_architecture_trains_with_loss_and_gradient_methods(fast_config, arch, weighting):
     results = run(
-        fast_config(f"arch={arch}", *weighting, "trainer.max_epochs=1", "dataset.datamodule.train_size=1500")
+        fast_config(f"arch={arch}", *weighting, "trainer.max_epochs=2", "dataset.datamodule.train_size=1500")
     )
     assert results["arch"] == arch
     accuracies = [m["acc"] for m in results["metrics"]["test"].values()]
