@@ -231,11 +231,25 @@ def run(cfg: DictConfig) -> dict:
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     write_json_atomic(output_dir / RESULTS_FILE, results)
-    if logger and hasattr(logger, "experiment") and cfg.logger.get("_target_", "").endswith("WandbLogger"):
+    if logger and cfg.logger.get("_target_", "").endswith("WandbLogger"):
+        logger.experiment.summary.update(_flat_summary(results))
         logger.experiment.finish()
     log.info("wrote %s", output_dir / RESULTS_FILE)
     print(format_metrics(results), flush=True)
     return results
+
+
+def _flat_summary(results: dict) -> dict[str, float]:
+    """``split/task/metric`` → value for the W&B run summary (what its dashboards compare)."""
+    flat = {
+        f"{split}/{task}/{metric}": value
+        for split, tasks in results["metrics"].items()
+        if tasks
+        for task, metrics in tasks.items()
+        for metric, value in metrics.items()
+    }
+    flat["best_epoch"] = results["best_epoch"]
+    return flat
 
 
 def format_metrics(results: dict) -> str:

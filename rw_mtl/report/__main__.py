@@ -21,6 +21,39 @@ DEFAULT_PAPER_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "pap
 SPLITS = ("test_at_best_val", "test")
 
 
+def log_to_wandb(project: str, out: Path, rows: list[dict], figures: list[Path]) -> None:
+    """One W&B run (job_type "report", grouped by the report's parent directory, e.g. table1) holding the
+    table — mean and std columns per metric — and the figures. WANDB_MODE=offline logs locally."""
+    import wandb
+
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    header = [
+        c
+        for column in columns
+        for c in (
+            (f"{column} mean", f"{column} std") if isinstance(rows[0].get(column), tuple) else (column,)
+        )
+    ]
+    data = []
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            cells += list(value or (None, None)) if isinstance(rows[0].get(column), tuple) else [value]
+        data.append(cells)
+    run = wandb.init(
+        project=project,
+        job_type="report",
+        group=out.parent.name,
+        dir=str(out),
+        name=f"report-{out.parent.name}",
+    )
+    run.log(
+        {"report": wandb.Table(columns=header, data=data), **{p.stem: wandb.Image(str(p)) for p in figures}}
+    )
+    run.finish()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rw_mtl.report",
@@ -36,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         help="test metrics of the best-validation checkpoint (default) or of the final model",
     )
     parser.add_argument("--paper-dir", type=Path, default=DEFAULT_PAPER_DIR)
+    parser.add_argument(
+        "--wandb", metavar="PROJECT", help="also log the table and figures to this W&B project"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -59,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if figure is not None:
             written.append(figure)
+    if args.wandb:
+        log_to_wandb(args.wandb, out, rows, [path for path in written if path.suffix == ".png"])
     print(markdown)
     print("wrote " + ", ".join(str(path) for path in written))
     return 0
