@@ -3,8 +3,9 @@
 Each step (manual optimization, see ../shared/design.md):
 
 1. forward: per-task predictions; in rep mode also the shared representation z, detached into a leaf so
-   that per-task gradients stop at z;
-2. per-task losses ℓ ∈ R^T;
+   that per-task gradients stop at z (multi-input data — one batch per task — gives one z_t per task);
+2. per-task losses ℓ ∈ R^T, checked for NaN/inf as ``on_nonfinite`` says (and so is G below, before any
+   method sees it); MOML first takes its meta step on a validation batch;
 3. loss weighting λ = loss_method(ℓ) and the weighted losses λ_t ℓ_t;
 4. without a gradient method, one backward of Σ λ_t ℓ_t (Algorithm 1). With one (Algorithm 2):
    G = ∇(λ_t ℓ_t) for every t on the shared parameters θ (param mode) or on z (rep mode), one [T, D] matrix;
