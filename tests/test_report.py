@@ -12,15 +12,15 @@ import pytest
 from rw_mtl.report.__main__ import main
 from rw_mtl.results import write_json_atomic
 
-DIRECTIONS = {"seg": {"miou": True}, "depth": {"abs_err": False}}
+DIRECTIONS = {"segmentation": {"miou": True}, "depth": {"abs_err": False}}
 
 
 def fake_run(
     root: Path, loss: str, grad: str, seed: int, miou: float, err: float, distribution: str = "normal"
 ):
-    metrics = {"seg": {"miou": miou}, "depth": {"abs_err": err}}
+    metrics = {"segmentation": {"miou": miou}, "depth": {"abs_err": err}}
     history = [
-        {"epoch": e, "score": 0.0, "metrics": {"seg": {"miou": miou - 2 + e}, "depth": {"abs_err": err}}}
+        {"epoch": e, "score": 0.0, "metrics": {**metrics, "segmentation": {"miou": miou - 2 + e}}}
         for e in range(3)
     ]
     payload = {
@@ -54,7 +54,9 @@ def sweep(tmp_path):
     fake_run(root, "rlw", "none", 0, 49.0, 0.40, distribution="dirichlet")
     paper = tmp_path / "paper"
     paper.mkdir()
-    (paper / "table1_nyuv2.csv").write_text("group,method,delta_p\nbaseline,EW,0.00\nloss,RLW,1.04\n")
+    (paper / "table1_nyuv2.csv").write_text(
+        "group,method,seg_miou,depth_abs_err,delta_p\nbaseline,EW,53.77,0.3845,0.00\nloss,RLW,54.11,0.3809,1.04\n"
+    )
     return root, paper
 
 
@@ -71,10 +73,12 @@ def test_report_tables_and_figures(sweep, tmp_path, capsys):
     assert f"{(seed0 + seed1) / 2:+.2f}%" in rlw and rlw.endswith("| +1.04% |")
     assert "| hps | EW | 2 | 51 ± 1.4 | 0.4 ± 0 | +0.00% ± 1.4 | +0.00% |" in markdown  # seeds ∓0.98%
     assert "| RLW + CAGrad | 1 |" in markdown and "| RLW (dirichlet) | 1 |" in markdown
+    lines = markdown.splitlines()
+    assert lines[lines.index(rlw) + 1] == "|  | *paper* |  | *54.11* | *0.3809* |  |  |"
     rows = list(csv.DictReader(io.StringIO((out / "report.csv").read_text())))
     assert [row["method"] for row in rows] == ["EW", "RLW + CAGrad", "RLW", "RLW (dirichlet)"]
     by_method = {row["method"]: row for row in rows}
-    assert float(by_method["RLW"]["seg/miou_mean"]) == pytest.approx(54.0)
+    assert float(by_method["RLW"]["segmentation/miou_mean"]) == pytest.approx(54.0)
     assert float(by_method["RLW"]["delta_p_mean"]) == pytest.approx((seed0 + seed1) / 2)
     assert r"\begin{tabular}" in (out / "report.tex").read_text()
     for figure in ("fig1_distributions.png", "fig2_validation.png"):

@@ -1,9 +1,10 @@
 """``python -m rw_mtl.report DIR… [--out OUT]``: results.json files → tables (Markdown, CSV, LaTeX) + figures.
 
 Rows are methods (mean ± std over seeds), columns every task metric with its direction, then Δp against
-EW with HPS; the best value per column is in bold; Tables 1 and 6's Δp are shown beside ours where the
-paper's tables are found (``--paper-dir``, default ../shared/paper_tables next to the checkout). Figures:
-RLW's sampling distributions (Fig. 1) and validation curves (Fig. 2). Every file is written atomically.
+EW with HPS; the best value per column is in bold. Under each method, the paper's own numbers (and its Δp
+where it gives one), when its tables are found (``--paper-dir``, default ../shared/paper_tables next to
+the checkout). Figures: RLW's sampling distributions (Fig. 1) and validation curves (Fig. 2). Every file
+is written atomically.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from rw_mtl.report.collect import collect
 from rw_mtl.report.figures import distribution_boxplot, validation_curves
-from rw_mtl.report.tables import paper_delta_p, render_csv, render_latex, render_markdown, table_rows
+from rw_mtl.report.tables import paper_rows, render_csv, render_latex, render_markdown, table_rows
 from rw_mtl.results import write_text_atomic
 
 DEFAULT_PAPER_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "paper_tables"
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no results.json under {', '.join(map(str, args.dirs))}; run `python -m rw_mtl` first")
     out = args.out or args.dirs[0] / "report"
     rows = table_rows(groups, args.split)
-    paper = {dataset: paper_delta_p(args.paper_dir, dataset) for dataset in {g.dataset for g in groups}}
+    paper = {dataset: paper_rows(args.paper_dir, dataset) for dataset in {g.dataset for g in groups}}
     markdown = render_markdown(rows, groups, paper)
     written = [
         write_text_atomic(out / "report.md", f"# rw_mtl report ({args.split})\n\n{markdown}"),

@@ -9,7 +9,43 @@ from pathlib import Path
 from rw_mtl.report.collect import Group
 from rw_mtl.report.delta_p import delta_p
 
-PAPER_TABLES = {"nyuv2": "table1_nyuv2.csv", "cityscapes": "table6_cityscapes.csv"}
+PAPER_TABLES = {  # dataset → (file in ../shared/paper_tables, our "task/metric" → the paper's column)
+    "nyuv2": (
+        "table1_nyuv2.csv",
+        {
+            "segmentation/miou": "seg_miou",
+            "segmentation/pix_acc": "seg_pixacc",
+            "depth/abs_err": "depth_abs_err",
+            "depth/rel_err": "depth_rel_err",
+            "normal/mean": "normal_mean",
+            "normal/median": "normal_median",
+            "normal/within_11_25": "normal_11.25",
+            "normal/within_22_5": "normal_22.5",
+            "normal/within_30": "normal_30",
+        },
+    ),
+    "cityscapes": (
+        "table6_cityscapes.csv",
+        {
+            "segmentation/miou": "seg_miou",
+            "segmentation/pix_acc": "seg_pixacc",
+            "depth/abs_err": "depth_abs_err",
+            "depth/rel_err": "depth_rel_err",
+        },
+    ),
+    "xtreme_pi": ("table3_xtreme.csv", {f"{lang}/acc": f"pi_{lang}" for lang in ("en", "zh", "de", "es")}),
+    "xtreme_pos": ("table3_xtreme.csv", {f"{lang}/f1": f"pos_{lang}" for lang in ("en", "zh", "te", "vi")}),
+    "office31": ("table8_office.csv", {"amazon/acc": "o31_A", "dslr/acc": "o31_D", "webcam/acc": "o31_W"}),
+    "office_home": (
+        "table8_office.csv",
+        {
+            "art/acc": "oh_Ar",
+            "clipart/acc": "oh_Cl",
+            "product/acc": "oh_Pr",
+            "real_world/acc": "oh_Rw",
+        },
+    ),
+}
 
 
 def reference_group(groups: list[Group], dataset: str) -> Group | None:
@@ -46,13 +82,19 @@ def table_rows(groups: list[Group], split: str) -> list[dict]:
     return rows
 
 
-def paper_delta_p(paper_dir: Path | None, dataset: str) -> dict[str, float]:
-    """Method name → the paper's Δp for ``dataset`` (Tables 1 and 6), when the table is available."""
-    name = PAPER_TABLES.get(dataset)
-    if paper_dir is None or name is None or not (Path(paper_dir) / name).is_file():
+def paper_rows(paper_dir: Path | None, dataset: str) -> dict[str, dict[str, float]]:
+    """Method name → the paper's numbers for ``dataset`` under our column names ("task/metric", and
+    "delta_p" where the paper gives Δp), when its table is found in ``paper_dir``."""
+    table, columns = PAPER_TABLES.get(dataset, (None, {}))
+    if paper_dir is None or table is None or not (Path(paper_dir) / table).is_file():
         return {}
-    with open(Path(paper_dir) / name) as handle:
-        return {row["method"]: float(row["delta_p"]) for row in csv.DictReader(handle)}
+    with open(Path(paper_dir) / table) as handle:
+        rows = list(csv.DictReader(handle))
+    mapping = {**columns, "delta_p": "delta_p"}
+    return {
+        row["method"]: {ours: float(row[theirs]) for ours, theirs in mapping.items() if row.get(theirs)}
+        for row in rows
+    }
 
 
 def _best(rows: list[dict], column: str, higher: bool) -> float | None:
@@ -68,7 +110,7 @@ def render_markdown(rows: list[dict], groups: list[Group], paper: dict[str, dict
         directions = next(g.directions for g in groups if g.dataset == dataset)
         columns = [f"{task}/{metric}" for task, metrics in directions.items() for metric in metrics]
         arrows = {f"{t}/{m}": "↑" if up else "↓" for t, ms in directions.items() for m, up in ms.items()}
-        has_paper = bool(paper.get(dataset))
+        has_paper = any("delta_p" in numbers for numbers in paper.get(dataset, {}).values())
         header = ["arch", "method", "seeds", *[f"{c} {arrows[c]}" for c in columns], "Δp ↑"]
         header += ["paper Δp"] if has_paper else []
         out += [f"### {dataset}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -84,10 +126,16 @@ def render_markdown(rows: list[dict], groups: list[Group], paper: dict[str, dict
                 text = f"{value:+.2f}%" if column == "delta_p" else f"{value:.4g}"
                 text += f" ± {spread:.2g}" if row["seeds"] > 1 else ""
                 cells.append(f"**{text}**" if value == best[column] and len(block) > 1 else text)
+            reported = paper.get(dataset, {}).get(row["method"]) if row["arch"] == "hps" else None
             if has_paper:
-                reported = paper[dataset].get(row["method"])
-                cells.append(f"{reported:+.2f}%" if reported is not None and row["arch"] == "hps" else "—")
+                delta = (reported or {}).get("delta_p")
+                cells.append(f"{delta:+.2f}%" if delta is not None else "—")
             out.append("| " + " | ".join(cells) + " |")
+            if reported and any(column in reported for column in columns):
+                values = [f"*{reported[c]:.4g}*" if c in reported else "" for c in columns]
+                out.append(
+                    "| " + " | ".join(["", "*paper*", "", *values, "", *([""] if has_paper else [])]) + " |"
+                )
         out.append("")
     return "\n".join(out)
 
