@@ -41,6 +41,16 @@ EVAL_SPLITS = ("val", "test")
 NONFINITE_POLICIES = ("raise", "skip", "off")
 
 
+def check_precision(precision: str, gradient_method: bool) -> None:
+    """fp16 training scales the losses by a dynamic factor, which corrupts the per-task gradients a
+    gradient method compares: refuse that pair, naming the precisions that work."""
+    if gradient_method and str(precision).startswith("16"):
+        raise ValueError(
+            f"trainer.precision={precision} scales losses by a dynamic factor that corrupts the per-task "
+            "gradients a gradient method compares; use trainer.precision=bf16-mixed or 32-true"
+        )
+
+
 class NonFiniteError(FloatingPointError):
     """A task's loss or gradient became NaN/inf during training; the message names the task and step."""
 
@@ -137,11 +147,7 @@ class MTLModule(L.LightningModule):
 
     # -------------------------------------------------------------------------------------------- training
     def on_fit_start(self) -> None:
-        if self.grad_weighting is not None and str(self.trainer.precision).startswith("16"):
-            raise ValueError(
-                "fp16 loss scaling would scale the per-task gradients a gradient method compares; "
-                "use trainer.precision=bf16-mixed or 32-true with weighting/grad methods"
-            )
+        check_precision(self.trainer.precision, self.grad_weighting is not None)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         now = time.perf_counter()

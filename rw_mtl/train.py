@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from rw_mtl.data.files import DatasetError
-from rw_mtl.module import GRAD_MODES, NONFINITE_POLICIES, MTLModule
+from rw_mtl.module import GRAD_MODES, NONFINITE_POLICIES, MTLModule, check_precision
 from rw_mtl.results import RESULTS_FILE, read_results, write_json_atomic
 from rw_mtl.tasks.base import Task
 from rw_mtl.weighting.base import GradWeighting, LossWeighting
@@ -88,12 +88,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise ValueError(
             f"weighting.grad.mode must be one of {list(GRAD_MODES)}, got `{cfg.weighting.grad.mode}`"
         )
-    precision = str(cfg.trainer.get("precision", "32-true"))
-    if cfg.weighting.grad.name != NO_GRAD_METHOD and precision.startswith("16"):
-        raise ValueError(
-            f"trainer.precision={precision} scales losses by a dynamic factor that corrupts the per-task "
-            f"gradients {cfg.weighting.grad.name} compares; use trainer.precision=bf16-mixed or 32-true"
-        )
+    check_precision(cfg.trainer.get("precision", "32-true"), cfg.weighting.grad.name != NO_GRAD_METHOD)
     if cfg.get("on_nonfinite", "raise") not in NONFINITE_POLICIES:
         raise ValueError(f"on_nonfinite must be one of {list(NONFINITE_POLICIES)}, got `{cfg.on_nonfinite}`")
 
@@ -145,21 +140,26 @@ def claim_output_dir(cfg: DictConfig, output_dir: Path) -> dict | None:
     data is found, which is what lets ``resume=auto`` trust the checkpoints there.
     """
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    recorded = output_dir / RUN_CONFIG_FILE
-    for path in (recorded, output_dir / RESULTS_FILE):
-        if path.is_file():
-            try:
-                existing = read_results(path)
-            except (OSError, ValueError):
-                continue
-            config = existing.get("config", existing) if path.name == RESULTS_FILE else existing
-            if config != resolved:
-                raise ValueError(
-                    f"{output_dir} holds a run of another config ({path.name}); choose another directory "
-                    "(hydra.run.dir=… / paths.output_dir=…) or remove it"
-                )
     results = output_dir / RESULTS_FILE
-    return read_results(results) if results.is_file() else None
+    finished = None
+    for path in (output_dir / RUN_CONFIG_FILE, results):
+        if not path.is_file():
+            continue
+        try:
+            existing = read_results(path)
+        except (OSError, ValueError):
+            if path == results:
+                raise
+            continue
+        config = existing.get("config", existing) if path == results else existing
+        if config != resolved:
+            raise ValueError(
+                f"{output_dir} holds a run of another config ({path.name}); choose another directory "
+                "(hydra.run.dir=… / paths.output_dir=…) or remove it"
+            )
+        if path == results:
+            finished = existing
+    return finished
 
 
 def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
