@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rw_mtl.report.collect import collect
 from rw_mtl.report.figures import distribution_boxplot, validation_curves
-from rw_mtl.report.tables import paper_rows, render_csv, render_latex, render_markdown, table_rows
+from rw_mtl.report.tables import flat_table, paper_rows, render_csv, render_latex, render_markdown, table_rows
 from rw_mtl.results import write_text_atomic
 
 DEFAULT_PAPER_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "paper_tables"
@@ -27,21 +27,7 @@ def log_to_wandb(project: str, out: Path, rows: list[dict], figures: list[Path])
     table — mean and std columns per metric — and the figures. WANDB_MODE=offline logs locally."""
     import wandb
 
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    header = [
-        c
-        for column in columns
-        for c in (
-            (f"{column} mean", f"{column} std") if isinstance(rows[0].get(column), tuple) else (column,)
-        )
-    ]
-    data = []
-    for row in rows:
-        cells = []
-        for column in columns:
-            value = row.get(column)
-            cells += list(value or (None, None)) if isinstance(rows[0].get(column), tuple) else [value]
-        data.append(cells)
+    header, data = flat_table(rows)
     run = wandb.init(
         project=project,
         job_type="report",

@@ -140,23 +140,28 @@ def render_markdown(rows: list[dict], groups: list[Group], paper: dict[str, dict
     return "\n".join(out)
 
 
-def render_csv(rows: list[dict]) -> str:
+def flat_table(rows: list[dict]) -> tuple[list[str], list[list]]:
+    """Header and cells with every (mean, std) column split into ``<column>_mean`` and ``<column>_std``;
+    None where a row has no value (CSV and the W&B table)."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    header = []
-    for column in columns:
-        header += [f"{column}_mean", f"{column}_std"] if isinstance(rows[0].get(column), tuple) else [column]
-    writer.writerow(header)
+    paired = {column: isinstance(rows[0].get(column), tuple) for column in columns}
+    header = [name for c in columns for name in ((f"{c}_mean", f"{c}_std") if paired[c] else (c,))]
+    data = []
     for row in rows:
         cells = []
         for column in columns:
             value = row.get(column)
-            if isinstance(rows[0].get(column), tuple):
-                cells += list(value) if value is not None else ["", ""]
-            else:
-                cells.append(value)
-        writer.writerow(cells)
+            cells += list(value or (None, None)) if paired[column] else [value]
+        data.append(cells)
+    return header, data
+
+
+def render_csv(rows: list[dict]) -> str:
+    header, data = flat_table(rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(data)
     return buffer.getvalue()
 
 
