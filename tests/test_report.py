@@ -101,3 +101,32 @@ def test_report_reads_real_runs(fast_config):
     assert main([str(config.paths.output_dir), "--out", str(out)]) == 0
     assert "| hps | RLW | 1 |" in (out / "report.md").read_text()
     assert json.loads((Path(config.paths.output_dir) / "results.json").read_text())["loss_method"] == "rlw"
+
+
+def test_csv_splits_mean_and_std_for_every_dataset(tmp_path):
+    """A report over two datasets: the second one's metric columns are absent from the first row."""
+    from rw_mtl.report.collect import collect
+    from rw_mtl.report.tables import render_csv, table_rows
+
+    root = tmp_path / "runs"
+    fake_run(root / "a", "ew", "none", 0, 50.0, 0.40)
+    other = root / "b" / "ew-none" / "seed0" / "results.json"
+    metrics = {"digit0": {"acc": 90.0}}
+    write_json_atomic(
+        other,
+        {
+            "dataset": "multi_digits",
+            "arch": "hps",
+            "loss_method": "ew",
+            "grad_method": "none",
+            "seed": 0,
+            "tasks": {"digit0": {"acc": True}},
+            "val_history": [],
+            "config": {},
+            "metrics": {"test": metrics, "test_at_best_val": metrics, "val_at_best": metrics},
+        },
+    )
+    rows = list(csv.DictReader(io.StringIO(render_csv(table_rows(collect([root]), "test")))))
+    digits = next(row for row in rows if row["dataset"] == "multi_digits")
+    assert float(digits["digit0/acc_mean"]) == 90.0 and float(digits["digit0/acc_std"]) == 0.0
+    assert digits["segmentation/miou_mean"] == ""

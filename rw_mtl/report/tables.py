@@ -144,7 +144,7 @@ def flat_table(rows: list[dict]) -> tuple[list[str], list[list]]:
     """Header and cells with every (mean, std) column split into ``<column>_mean`` and ``<column>_std``;
     None where a row has no value (CSV and the W&B table)."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    paired = {column: isinstance(rows[0].get(column), tuple) for column in columns}
+    paired = {column: any(isinstance(row.get(column), tuple) for row in rows) for column in columns}
     header = [name for c in columns for name in ((f"{c}_mean", f"{c}_std") if paired[c] else (c,))]
     data = []
     for row in rows:
