@@ -48,3 +48,12 @@ def test_broken_files_fail_at_start_up(tmp_path):
     (root / "img_align_celeba" / "000001.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(DatasetError, match=r"000001.jpg is malformed \(unreadable image"):
         CelebADataModule(str(root))
+
+
+def test_missing_partition_file_names_it_and_the_script(tmp_path):
+    root = write_tiny_celeba(tmp_path)
+    (root / "list_eval_partition.txt").unlink()
+    with pytest.raises(
+        DatasetError, match=r"expected file .*list_eval_partition.txt does not exist.*prepare_celeba"
+    ):
+        CelebADataModule(str(root))

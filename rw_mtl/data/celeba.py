@@ -17,7 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from rw_mtl.data.files import DatasetError, malformed, require_dir
+from rw_mtl.data.files import malformed, require_dir, require_file
 from rw_mtl.data.loaders import SplitLoaders
 from rw_mtl.tasks import ClassificationTask
 
@@ -27,11 +27,7 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 
 def read_attributes(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
     """Attribute names and file → 0/1 vector from list_attr_celeba.txt."""
-    if not path.is_file():
-        raise DatasetError(
-            f"{NAME}: {path} does not exist; build {path.parent} with `python {SCRIPT} --help`"
-        )
-    lines = path.read_text().splitlines()
+    lines = require_file(path, NAME, SCRIPT).read_text().splitlines()
     if len(lines) < 3:
         raise malformed(NAME, path, "fewer than 3 lines", SCRIPT)
     names = lines[1].split()
@@ -48,12 +44,8 @@ def read_attributes(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
 
 def read_partition(path: Path) -> dict[str, int]:
     """File → 0 (train), 1 (val), 2 (test) from list_eval_partition.txt."""
-    if not path.is_file():
-        raise DatasetError(
-            f"{NAME}: {path} does not exist; build {path.parent} with `python {SCRIPT} --help`"
-        )
     partition = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(require_file(path, NAME, SCRIPT).read_text().splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue

@@ -19,5 +19,15 @@ def require_dir(path: Path, dataset: str, script: str) -> Path:
     return path
 
 
+def require_file(path: Path, dataset: str, script: str) -> Path:
+    """``path`` if it is a file, else a DatasetError that says how to build it."""
+    if not path.is_file():
+        raise DatasetError(
+            f"{dataset}: expected file {path} does not exist. Build it with `python {script} --help` "
+            f"(layout in docs/datasets.md), or point paths.data_dir / RW_MTL_DATA_DIR at its parent."
+        )
+    return path
+
+
 def malformed(dataset: str, path: Path, problem: str, script: str) -> DatasetError:
     return DatasetError(f"{dataset}: {path} is malformed ({problem}); rebuild it with `python {script}`.")

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import AutoTokenizer
 
-from rw_mtl.data.files import DatasetError, malformed, require_dir
+from rw_mtl.data.files import malformed, require_dir, require_file
 from rw_mtl.data.loaders import make_loader
 from rw_mtl.tasks import ClassificationTask, TokenClassificationTask
 from rw_mtl.tasks.token_classification import IGNORE_INDEX
@@ -85,9 +85,7 @@ def read_udpos(path: Path) -> tuple[list[list[str]], list[list[int]]]:
 
 
 def _lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DatasetError(f"{NAME}: {path} does not exist; build it with `python {SCRIPT} --help`")
-    return path.read_text(encoding="utf-8").splitlines()
+    return require_file(path, NAME, SCRIPT).read_text(encoding="utf-8").splitlines()
 
 
 class EncodedTask(Dataset):
@@ -129,11 +127,7 @@ class XtremeDataModule(L.LightningDataModule):
         self.root = require_dir(Path(data_dir) / problem, NAME, SCRIPT)
         for language in languages:
             for split in SPLIT_FILES.values():
-                if not (self.root / f"{split}-{language}.tsv").is_file():
-                    raise DatasetError(
-                        f"{NAME}: {self.root / f'{split}-{language}.tsv'} does not exist; "
-                        f"build it with `python {SCRIPT} --help`"
-                    )
+                require_file(self.root / f"{split}-{language}.tsv", NAME, SCRIPT)
         make = (
             (lambda: ClassificationTask(2))
             if problem == "pawsx"
