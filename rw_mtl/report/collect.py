@@ -64,8 +64,12 @@ class Group:
         return _reduce(self.metric_runs(split), statistics.fmean)
 
     def std(self, split: str) -> dict[str, dict[str, float]]:
-        runs = self.metric_runs(split)
-        return _reduce(runs, statistics.stdev if len(runs) > 1 else (lambda values: 0.0))
+        return _reduce(self.metric_runs(split), sample_std)
+
+
+def sample_std(values: list[float]) -> float:
+    """The sample standard deviation over seeds; 0 for a single seed."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def _reduce(runs: list[dict], reducer) -> dict[str, dict[str, float]]:

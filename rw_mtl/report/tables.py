@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import statistics
 from pathlib import Path
 
-from rw_mtl.report.collect import Group
+from rw_mtl.report.collect import Group, sample_std
 from rw_mtl.report.delta_p import delta_p
 
 PAPER_TABLES = {  # dataset → (file in ../shared/paper_tables, our "task/metric" → the paper's column)
@@ -71,13 +72,7 @@ def table_rows(groups: list[Group], split: str) -> list[dict]:
         if reference is not None:
             base = reference.mean(split)
             per_seed = [delta_p(m, base, group.directions) for m in group.metric_runs(split)]
-            average = sum(per_seed) / len(per_seed)
-            spread = (
-                (sum((d - average) ** 2 for d in per_seed) / (len(per_seed) - 1)) ** 0.5
-                if len(per_seed) > 1
-                else 0.0
-            )
-            row["delta_p"] = (average, spread)
+            row["delta_p"] = (statistics.fmean(per_seed), sample_std(per_seed))
         rows.append(row)
     return rows
 
