@@ -13,6 +13,9 @@ Each step (manual optimization, see ../shared/design.md):
    heads and any learnable loss-weighting parameters get the gradient of Σ λ_t ℓ_t, never the gradient
    method's weights;
 5. optimizer step; log ℓ, λ, the gradient weights and the step time.
+
+Data-parallel (``trainer=ddp``, rw_mtl.distributed): every rank computes the same λ and d from the global
+batch's losses and gradients, and the rank-local gradients are averaged before the optimizer step.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rw_mtl import distributed
 from rw_mtl.arch.base import MTLArchitecture
 from rw_mtl.report.delta_p import delta_p
 from rw_mtl.tasks.base import Task
-from rw_mtl.weighting.base import GradWeighting, LossWeighting
+from rw_mtl.weighting.base import GradWeighting, GramWeighting, LossWeighting
 from rw_mtl.weighting.jacobian import assign_flat_grad, own_input_gradients, task_gradients
 
 log = logging.getLogger(__name__)
@@ -140,6 +144,7 @@ class MTLModule(L.LightningModule):
         self.on_nonfinite = on_nonfinite
         self.multi_input = multi_input
         self.skipped_steps = 0
+        self.data_parallel = False
 
     @property
     def uses_rep_mode(self) -> bool:
@@ -148,6 +153,13 @@ class MTLModule(L.LightningModule):
     # -------------------------------------------------------------------------------------------- training
     def on_fit_start(self) -> None:
         check_precision(self.trainer.precision, self.grad_weighting is not None)
+        strategy = self.trainer.strategy
+        if self.trainer.world_size > 1 and not isinstance(strategy, distributed.BalancedDDPStrategy):
+            raise ValueError(
+                f"{type(strategy).__name__} does not synchronise the task weights across ranks; "
+                "use trainer=ddp (rw_mtl.distributed.BalancedDDPStrategy) for multi-device training"
+            )
+        self.data_parallel = distributed.world_size() > 1
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         now = time.perf_counter()
@@ -155,6 +167,8 @@ class MTLModule(L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
 
         losses, reps, leaves = self._training_losses(batch)
+        if self.data_parallel:
+            losses = distributed.global_mean_values(losses)
         if self._skip_nonfinite(losses, "loss"):
             return None
         if self.loss_weighting.needs_validation_batch:
@@ -171,6 +185,8 @@ class MTLModule(L.LightningModule):
         elif not self._balanced_backward(losses, weighted, total, reps, leaves):
             optimizer.zero_grad(set_to_none=True)
             return None
+        if self.data_parallel:
+            distributed.average_gradients_(self._rank_local_gradient_parameters())
         optimizer.step()
         self._epoch_loss_sum += losses.detach()
         self._epoch_steps += 1
@@ -264,13 +280,15 @@ class MTLModule(L.LightningModule):
         if not self.uses_rep_mode:
             shared = self._shared_parameters()
             grads = task_gradients(weighted, shared, batched=self.batched_jacobian)
+            if self.data_parallel:
+                distributed.mean_over_ranks_(grads)
         elif len(leaves) == 1:
             grads = task_gradients(weighted, leaves, batched=self.batched_jacobian)
         else:
             grads = own_input_gradients(weighted, leaves)
         if self._skip_nonfinite(grads, "gradient"):
             return False
-        direction = self.grad_weighting.aggregate(grads, losses.detach())
+        direction = self._aggregate(grads, losses.detach())
         self.manual_backward(total, inputs=self._own_gradient_parameters())
         if not self.uses_rep_mode:
             assign_flat_grad(direction, shared)
@@ -287,11 +305,29 @@ class MTLModule(L.LightningModule):
                 self.manual_backward(rep, gradient=(weight * grad).view_as(rep))
         return True
 
+    def _aggregate(self, grads: Tensor, losses: Tensor) -> Tensor:
+        """d = aggregate(G). Data-parallel rep mode: G holds this rank's columns (its samples) only, so the
+        method runs on the global matrix — Gram methods on M = Σ_r G_r G_rᵀ / R², others on the gathered G
+        (scaled by 1/R) — and this rank gets its block of d, times R for the gradient averaging that
+        follows."""
+        method = self.grad_weighting
+        if not (self.data_parallel and self.uses_rep_mode):
+            return method.aggregate(grads, losses)
+        ranks = distributed.world_size()
+        if isinstance(method, GramWeighting):
+            gram = distributed.sum_over_ranks_(grads @ grads.T) / ranks**2 if method.needs_gram else None
+            return method.weights_from_gram(gram, losses).to(grads.dtype) @ grads
+        gathered, own = distributed.gather_columns(grads)
+        return method.aggregate(gathered / ranks, losses)[own] * ranks
+
     def _skip_nonfinite(self, values: Tensor, what: str) -> bool:
-        """Apply ``on_nonfinite`` to the per-task ``values`` ([T] losses or [T, D] gradients)."""
+        """Apply ``on_nonfinite`` to the per-task ``values`` ([T] losses or [T, D] gradients); data-parallel
+        ranks share one verdict, so that all of them skip the same steps."""
         if self.on_nonfinite == "off":
             return False
         finite = torch.isfinite(values.detach()).reshape(len(self.task_names), -1).all(dim=1)
+        if self.data_parallel:
+            finite = distributed.all_ranks_true(finite)
         if bool(finite.all()):  # the one host sync of the check
             return False
         tasks = [name for name, ok in zip(self.task_names, finite.tolist(), strict=True) if not ok]
@@ -307,6 +343,13 @@ class MTLModule(L.LightningModule):
 
     def _shared_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.arch.shared_parameters() if p.requires_grad]
+
+    def _rank_local_gradient_parameters(self) -> list[nn.Parameter]:
+        """The parameters whose gradients a data-parallel rank computed from its own samples only: all
+        but the shared ones when a param-mode gradient method already wrote the global direction there."""
+        if self.grad_weighting is not None and not self.uses_rep_mode:
+            return self._own_gradient_parameters()
+        return self._shared_parameters() + self._own_gradient_parameters()
 
     def _own_gradient_parameters(self) -> list[nn.Parameter]:
         """ψ and the loss method's own parameters (UW's log-variances): updated by ∇ Σ λ_t ℓ_t."""
@@ -394,6 +437,7 @@ class MTLModule(L.LightningModule):
                 on_epoch=True,
                 batch_size=batch_size,
                 add_dataloader_idx=False,
+                sync_dist=True,  # a no-op on one device; the mean over the ranks' samples with trainer=ddp
             )
 
     def on_validation_epoch_end(self) -> None:
@@ -409,15 +453,15 @@ class MTLModule(L.LightningModule):
         for name, collection in self.metrics[split].items():
             computed = collection.compute()
             collection.reset()
-            for metric, value in computed.items():
-                self.log(f"{split}/{name}/{metric}", value)
+            for metric, value in computed.items():  # torchmetrics already synced the ranks' states
+                self.log(f"{split}/{name}/{metric}", value, sync_dist=True)
             results[name] = {metric: float(value) for metric, value in computed.items()}
         self.epoch_metrics[split] = results
         if split == "val" and not self.trainer.sanity_checking:
             if self._score_reference is None:
                 self._score_reference = results
             score = self.score(results)
-            self.log("val/score", torch.tensor(score))
+            self.log("val/score", torch.tensor(score), sync_dist=True)
             self.val_history.append({"epoch": self.current_epoch, "score": score, "metrics": results})
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

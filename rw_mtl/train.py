@@ -16,6 +16,7 @@ import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from rw_mtl.data.files import DatasetError
@@ -188,7 +189,8 @@ def run(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg)
-    write_json_atomic(output_dir / RUN_CONFIG_FILE, OmegaConf.to_container(cfg, resolve=True))
+    if rank_zero_only.rank == 0:  # data-parallel ranks > 0 run this script too (trainer=ddp)
+        write_json_atomic(output_dir / RUN_CONFIG_FILE, OmegaConf.to_container(cfg, resolve=True))
     module = build_module(cfg, datamodule.tasks, multi_input=getattr(datamodule, "multi_input", False))
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     if logger:
@@ -230,6 +232,8 @@ def run(cfg: DictConfig) -> dict:
         "wall_time_s": time.perf_counter() - started,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+    if not trainer.is_global_zero:
+        return results
     write_json_atomic(output_dir / RESULTS_FILE, results)
     if logger and cfg.logger.get("_target_", "").endswith("WandbLogger"):
         logger.experiment.summary.update(_flat_summary(results))

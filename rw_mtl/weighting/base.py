@@ -94,17 +94,27 @@ class GramWeighting(GradWeighting):
     """A gradient method whose direction is a linear combination d = Σ_t w_t g_t with w a function of the
     Gram matrix M = G Gᵀ (and the losses) alone.
 
-    That covers MGDA-UB, GradNorm, PCGrad, IMTL-G, GradVac and CAGrad: every projection they perform on
-    gradients is an inner product, so the method runs on the T×T matrix M (one [T, D] × [D, T] product)
-    and the [D]-sized work is the single combination ``w @ grads``.
+    That covers MGDA-UB, GradNorm, PCGrad, IMTL-G, GradVac, CAGrad (every projection they perform on
+    gradients is an inner product) and RGW (whose w ignores M, ``needs_gram = False``): the method runs on
+    the T×T matrix M (one [T, D] × [D, T] product) and the [D]-sized work is the single combination
+    ``w @ grads``. Data-parallel training relies on this split: the ranks sum their T×T matrices and every
+    rank then computes the same w (rw_mtl.distributed).
     """
 
-    def gram_weights(self, gram: Tensor, losses: Tensor | None) -> Tensor:
+    #: whether ``gram_weights`` reads M (False: M is not computed and ``gram`` is None)
+    needs_gram: bool = True
+
+    def gram_weights(self, gram: Tensor | None, losses: Tensor | None) -> Tensor:
         """The [T] combination weights w for the Gram matrix ``gram`` [T, T]."""
         raise NotImplementedError
 
+    def weights_from_gram(self, gram: Tensor | None, losses: Tensor | None) -> Tensor:
+        """w for the Gram matrix ``gram`` (detached), also kept as ``last_weights``."""
+        weights = self.gram_weights(gram, losses).detach()
+        self.last_weights = weights
+        return weights
+
     def aggregate(self, grads: Tensor, losses: Tensor | None = None) -> Tensor:
         self._check_grads(grads)
-        weights = self.gram_weights(grads @ grads.T, losses)
-        self.last_weights = weights.detach()
-        return weights.detach().to(grads.dtype) @ grads
+        gram = grads @ grads.T if self.needs_gram else None
+        return self.weights_from_gram(gram, losses).to(grads.dtype) @ grads

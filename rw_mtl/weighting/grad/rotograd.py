@@ -75,8 +75,9 @@ class RotoGrad(GradWeighting):
 
     def aggregate(self, grads: Tensor, losses: Tensor | None = None) -> Tensor:
         self._check_grads(grads)
-        batch = self._rep_shape[0] if self._rep_shape is not None else 1
-        per_sample = grads.view(self.task_num, batch, -1)
+        # samples in the rows: the local batch, or every rank's when data-parallel ranks gathered G
+        features = self._rep_shape[1:].numel() if self._rep_shape is not None else grads.shape[1]
+        per_sample = grads.view(self.task_num, grads.shape[1] // features, features)
         if per_sample.shape[2] < self.rotation_size:
             raise ValueError(
                 f"RotoGrad rotates {self.rotation_size} features but each gradient row has "

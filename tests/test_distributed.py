@@ -1,0 +1,202 @@
+"""Data-parallel training (trainer=ddp): 2 gloo processes on CPU equal 1 process on the same global batch.
+
+The reference trains in this process on batches of 2b; the two ranks train on b samples each, rank r
+taking samples r, r+2, … of the same unshuffled order, so every step sees the same global batch. SGD keeps
+the comparison sharp (Adam's normalisation would magnify float noise in near-zero gradients).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+import torch.multiprocessing as mp
+from lightning.pytorch.accelerators import CPUAccelerator
+from lightning.pytorch.plugins import TorchSyncBatchNorm
+from lightning.pytorch.strategies import DDPStrategy
+from torch.utils.data import DataLoader, DistributedSampler
+
+from rw_mtl.distributed import BalancedDDPStrategy
+from rw_mtl.results import read_results
+from rw_mtl.train import build_datamodule, build_module
+from tests.conftest import compose_config
+
+GLOBAL_BATCH = 32
+STEPS = 3
+
+# (loss method, gradient method, mode): every synchronisation path of the step.
+EQUAL_TO_ONE_PROCESS = [
+    ("ew", "none", "param"),  # plain backward, averaged gradients
+    ("rlw", "mgda_ub", "param"),  # random λ on every rank alike; G averaged over the ranks
+    ("uw", "pcgrad", "rep"),  # learnable λ; Gram matrix summed over the ranks
+    ("dwa", "cagrad", "rep"),
+    ("imtl_l", "imtl_g", "param"),
+    ("rlw", "rgw", "rep"),  # weights drawn without a Gram matrix
+    ("ew", "rotograd", "rep"),  # not a Gram method: runs on the gathered G
+]
+# GradDrop draws one uniform per column of G, and the gathered columns come in another sample order than
+# one process's: the ranks must agree with each other, not with one process.
+RANKS_AGREE = [("ew", "graddrop", "rep")]
+CASES = EQUAL_TO_ONE_PROCESS + RANKS_AGREE
+
+
+def _config(loss: str, grad: str, mode: str, batch_size: int):
+    return compose_config(
+        [
+            f"weighting/loss={loss}",
+            f"weighting/grad={grad}",
+            f"weighting.grad.mode={mode}",
+            "dataset.datamodule.train_size=192",
+            "dataset.datamodule.val_size=32",
+            "dataset.datamodule.test_size=32",
+            f"dataset.datamodule.batch_size={batch_size}",
+            "dataset.encoder.width=8",
+            "dataset.encoder.feature_dim=32",
+            "dataset.encoder.norm=group",
+            "dataset.head.hidden=16",
+            "dataset.optimizer._target_=torch.optim.SGD",
+            "dataset.optimizer.lr=0.1",
+            "logger=none",
+        ]
+    )
+
+
+def _build(case: tuple[str, str, str], devices: int):
+    """The seeded datamodule and module of ``case`` on ``devices`` ranks: training batches of
+    GLOBAL_BATCH / devices samples, unshuffled, rank r taking samples r, r + devices, …"""
+    cfg = _config(*case, batch_size=GLOBAL_BATCH // devices)
+    L.seed_everything(0)
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("fit")
+    train = datamodule.splits["train"]
+    rank = int(os.environ.get("RANK", 0))
+    sampler = DistributedSampler(train, num_replicas=devices, rank=rank, shuffle=False)
+    datamodule.train_dataloader = lambda: DataLoader(train, GLOBAL_BATCH // devices, sampler=sampler)
+    return datamodule, build_module(cfg, datamodule.tasks)
+
+
+def _train(case: tuple[str, str, str], devices: int) -> dict[str, torch.Tensor]:
+    """Train ``case`` for STEPS steps on ``devices`` ranks; the final parameters and buffers."""
+    datamodule, module = _build(case, devices)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=devices,
+        strategy=BalancedDDPStrategy(process_group_backend="gloo") if devices > 1 else "auto",
+        max_steps=STEPS,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+        use_distributed_sampler=False,  # Lightning's would shuffle the training data
+    )
+    L.seed_everything(0)  # where distributed set-up re-seeds, so that RLW draws the same weights
+    trainer.fit(module, datamodule=datamodule)
+    return {name: value.detach().clone() for name, value in module.state_dict().items()}
+
+
+def _rank_worker(rank: int, port: int, out_dir: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE="2",
+        NODE_RANK="0",
+        LOCAL_RANK=str(rank),
+        RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    states = {"/".join(case): _train(case, devices=2) for case in CASES}
+    torch.save(states, Path(out_dir) / f"rank{rank}.pt")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def two_rank_states(tmp_path_factory) -> list[dict]:
+    out_dir = tmp_path_factory.mktemp("ddp")
+    mp.start_processes(_rank_worker, args=(_free_port(), str(out_dir)), nprocs=2, start_method="spawn")
+    return [torch.load(out_dir / f"rank{rank}.pt") for rank in range(2)]
+
+
+@pytest.mark.parametrize("case", CASES, ids="/".join)
+def test_ranks_hold_identical_models(two_rank_states, case):
+    first, second = (states["/".join(case)] for states in two_rank_states)
+    for name, value in first.items():
+        assert torch.equal(value, second[name]), name
+
+
+@pytest.mark.parametrize("case", EQUAL_TO_ONE_PROCESS, ids="/".join)
+def test_two_ranks_equal_one_process_on_the_global_batch(two_rank_states, case):
+    reference = _train(case, devices=1)
+    distributed = two_rank_states[0]["/".join(case)]
+    for name, value in reference.items():
+        torch.testing.assert_close(
+            distributed[name], value, rtol=1e-4, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}"
+        )
+    initial = _build(case, devices=1)[1].state_dict()
+    assert any(not torch.equal(initial[name], value) for name, value in reference.items())
+
+
+def test_stock_ddp_strategy_is_refused():
+    """Lightning's own DDP would leave each rank weighting its own tasks: the module names the fix."""
+    _, module = _build(("ew", "pcgrad", "param"), devices=1)
+    module._trainer = SimpleNamespace(world_size=2, precision="32-true", strategy=DDPStrategy())
+    with pytest.raises(ValueError, match="use trainer=ddp"):
+        module.on_fit_start()
+
+
+def test_sync_batchnorm_on_cpu_names_the_fix():
+    strategy = BalancedDDPStrategy(accelerator=CPUAccelerator(), parallel_devices=[torch.device("cpu")] * 2)
+    strategy._layer_sync = TorchSyncBatchNorm()
+    with pytest.raises(ValueError, match="dataset.encoder.norm=group"):
+        strategy.setup(None)
+
+
+def test_cli_data_parallel_run_evaluates_every_test_sample_once(tmp_path):
+    """`python -m rw_mtl trainer=ddp` on 2 CPU processes (Lightning launches rank 1): one results.json,
+    whose test metrics equal a 1-device evaluation of the final checkpoint over an odd-sized test split
+    (DistributedSampler's padding would count a sample twice)."""
+    run_dir = tmp_path / "ddp"
+    overrides = [
+        "weighting/grad=pcgrad",
+        "dataset.datamodule.train_size=256",
+        "dataset.datamodule.val_size=63",
+        "dataset.datamodule.test_size=63",
+        "dataset.datamodule.batch_size=32",
+        "dataset.encoder.width=8",
+        "dataset.encoder.feature_dim=32",
+        "dataset.encoder.norm=group",
+        "trainer.max_epochs=2",
+        "logger=none",
+    ]
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.sync_batchnorm=false"]
+    completed = subprocess.run(
+        [sys.executable, "-m", "rw_mtl", *overrides, *ddp, f"hydra.run.dir={run_dir}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = read_results(run_dir / "results.json")
+    assert results["config"]["trainer"]["devices"] == 2
+
+    cfg = compose_config(overrides)
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule.tasks)
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    module.load_state_dict(checkpoint["state_dict"])
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    assert module.epoch_metrics["test"] == results["metrics"]["test"]
