@@ -288,12 +288,14 @@ class MTLModule(L.LightningModule):
             grads = own_input_gradients(weighted, leaves)
         if self._skip_nonfinite(grads, "gradient"):
             return False
-        direction = self._aggregate(grads, losses.detach())
+        # the method's algebra (Gram matrix, simplex solves) in float32 even under bf16-mixed autocast
+        with torch.autocast(self.device.type, enabled=False):
+            direction = self._aggregate(grads, losses.detach().float())
         self.manual_backward(total, inputs=self._own_gradient_parameters())
         if not self.uses_rep_mode:
             assign_flat_grad(direction, shared)
         elif len(reps) == 1:
-            self.manual_backward(reps[0], gradient=direction.view_as(reps[0]))
+            self.manual_backward(reps[0], gradient=direction.view_as(reps[0]).to(reps[0].dtype))
         else:
             weights = self.grad_weighting.last_weights
             if weights is None:
@@ -302,7 +304,7 @@ class MTLModule(L.LightningModule):
                     "be split over per-task representations; set weighting.grad.mode=param for this dataset"
                 )
             for rep, weight, grad in zip(reps, weights, grads, strict=True):
-                self.manual_backward(rep, gradient=(weight * grad).view_as(rep))
+                self.manual_backward(rep, gradient=(weight * grad).view_as(rep).to(rep.dtype))
         return True
 
     def _aggregate(self, grads: Tensor, losses: Tensor) -> Tensor:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from rw_mtl.weighting.jacobian import assign_flat_grad, task_gradients
+from rw_mtl.weighting.jacobian import assign_flat_grad, own_input_gradients, task_gradients
 
 
 def _toy_problem():
@@ -70,3 +70,16 @@ def test_assign_flat_grad_writes_views():
     torch.testing.assert_close(params[1].grad, torch.tensor([4.0, 5, 6]))
     with pytest.raises(ValueError, match="flat"):
         assign_flat_grad(torch.zeros(6), params)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_bfloat16_representation_gives_float32_rows(batched):
+    """Under bf16-mixed, z is bfloat16; G's rows are float32 (the exact bf16 gradients, upcast)."""
+    rep = torch.tensor([[1.5, -2.0], [0.25, 3.0]], dtype=torch.bfloat16, requires_grad=True)
+    losses = torch.stack([(rep * rep).sum(), (3 * rep).sum()])
+    grads = task_gradients(losses, [rep], batched=batched)
+    assert grads.dtype == torch.float32
+    torch.testing.assert_close(grads, torch.tensor([[3.0, -4.0, 0.5, 6.0], [3.0, 3.0, 3.0, 3.0]]))
+    own = own_input_gradients(losses, [rep, rep])
+    assert own.dtype == torch.float32
+    torch.testing.assert_close(own, grads)

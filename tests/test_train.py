@@ -105,3 +105,22 @@ def test_cli_wrong_choice_lists_valid_options(tmp_path):
     assert "Could not find 'weighting/loss/nope'" in completed.stderr
     assert "Available options in 'weighting/loss'" in completed.stderr
     assert "rlw" in completed.stderr and "ew" in completed.stderr
+
+
+BF16_RUNS = {
+    "mgda_ub-param": ["weighting/grad=mgda_ub", "weighting.grad.mode=param"],
+    "cagrad-rep": ["weighting/grad=cagrad", "weighting.grad.mode=rep"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BF16_RUNS))
+def test_bf16_mixed_gradient_methods_learn_as_in_float32(fast_config, name):
+    """bf16-mixed autocast runs the model in bfloat16, but G and the method's Gram/simplex algebra stay in
+    float32 (a bf16 Gram matrix cannot even be solved on CPU): the run learns as well as in float32."""
+    bf16 = run(fast_config(*BF16_RUNS[name], "trainer.precision=bf16-mixed", run="bf16"))
+    fp32 = run(fast_config(*BF16_RUNS[name], run="fp32"))
+    mean = {
+        label: sum(m["acc"] for m in results["metrics"]["test"].values()) / 3
+        for label, results in (("bf16", bf16), ("fp32", fp32))
+    }
+    assert mean["bf16"] > 35.0 and mean["bf16"] > mean["fp32"] - 8.0, mean

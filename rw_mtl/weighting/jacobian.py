@@ -30,15 +30,17 @@ def task_gradients(
     """The Jacobian G ∈ R^{T×D} of the [T] vector ``losses`` w.r.t. ``inputs``, flattened and concatenated.
 
     The autograd graph of ``losses`` is retained, so a later backward (of the heads, or of z) can reuse it.
-    Inputs a task does not depend on contribute zeros to that task's row. ``out``, if given, is a [T, D]
-    buffer to fill (its dtype and device win).
+    Inputs a task does not depend on contribute zeros to that task's row. G is at least float32 (a bf16
+    representation under mixed precision gives float32 rows, so the methods' inner products keep their
+    precision). ``out``, if given, is a [T, D] buffer to fill (its dtype and device win).
     """
     if losses.dim() != 1:
         raise ValueError(f"losses must be a [T] vector, got shape {tuple(losses.shape)}")
     inputs = list(inputs)
     task_num, dim = losses.shape[0], flat_size(inputs)
     if out is None:
-        out = torch.empty(task_num, dim, device=losses.device, dtype=inputs[0].dtype)
+        dtype = torch.promote_types(inputs[0].dtype, torch.float32)
+        out = torch.empty(task_num, dim, device=losses.device, dtype=dtype)
     elif out.shape != (task_num, dim):
         raise ValueError(f"out must have shape {(task_num, dim)}, got {tuple(out.shape)}")
 
@@ -71,7 +73,8 @@ def own_input_gradients(losses: Tensor, inputs: Sequence[Tensor]) -> Tensor:
             "or weighting.grad.mode=param"
         )
     rows = [torch.autograd.grad(losses[t], x, retain_graph=True)[0].reshape(-1) for t, x in enumerate(inputs)]
-    return torch.stack(rows)
+    grads = torch.stack(rows)
+    return grads.to(torch.promote_types(grads.dtype, torch.float32))
 
 
 def assign_flat_grad(direction: Tensor, params: Sequence[Tensor]) -> None:

@@ -55,13 +55,15 @@ class MOML(LossWeighting):
         names, tensors = list(params), list(params.values())
         train_grads = task_gradients(losses, tensors)  # [T, P]
         weights = torch.softmax(self.logits.detach(), dim=0).to(train_grads.dtype)
-        step = (weights @ train_grads).split([t.numel() for t in tensors])
+        with torch.autocast(train_grads.device.type, enabled=False):  # float32 algebra under bf16-mixed
+            step = (weights @ train_grads).split([t.numel() for t in tensors])
         virtual = {n: t.detach() - lr * s.view_as(t) for n, t, s in zip(names, tensors, step, strict=True)}
         for tensor in virtual.values():
             tensor.requires_grad_(True)
         val_grads = task_gradients(validation_losses(virtual), list(virtual.values()))  # [T, P]
-        hyper = -lr * val_grads @ train_grads.T
-        common = min_norm_weights(hyper @ hyper.T) @ hyper
-        jacobian = torch.diag(weights) - weights[:, None] * weights[None, :]
-        self.logits.grad = (jacobian.T @ common).to(self.logits.dtype)
+        with torch.autocast(train_grads.device.type, enabled=False):
+            hyper = -lr * val_grads @ train_grads.T
+            common = min_norm_weights(hyper @ hyper.T) @ hyper
+            jacobian = torch.diag(weights) - weights[:, None] * weights[None, :]
+            self.logits.grad = (jacobian.T @ common).to(self.logits.dtype)
         return hyper
