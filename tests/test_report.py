@@ -16,7 +16,14 @@ DIRECTIONS = {"segmentation": {"miou": True}, "depth": {"abs_err": False}}
 
 
 def fake_run(
-    root: Path, loss: str, grad: str, seed: int, miou: float, err: float, distribution: str = "normal"
+    root: Path,
+    loss: str,
+    grad: str,
+    seed: int,
+    miou: float,
+    err: float,
+    distribution: str = "normal",
+    arch: str = "hps",
 ):
     metrics = {"segmentation": {"miou": miou}, "depth": {"abs_err": err}}
     history = [
@@ -25,7 +32,7 @@ def fake_run(
     ]
     payload = {
         "dataset": "nyuv2",
-        "arch": "hps",
+        "arch": arch,
         "loss_method": loss,
         "grad_method": grad,
         "seed": seed,
@@ -40,7 +47,7 @@ def fake_run(
         },
     }
     suffix = f"-{distribution}" if distribution != "normal" else ""
-    write_json_atomic(root / f"{loss}-{grad}{suffix}" / f"seed{seed}" / "results.json", payload)
+    write_json_atomic(root / arch / f"{loss}-{grad}{suffix}" / f"seed{seed}" / "results.json", payload)
 
 
 @pytest.fixture
@@ -130,3 +137,77 @@ def test_csv_splits_mean_and_std_for_every_dataset(tmp_path):
     digits = next(row for row in rows if row["dataset"] == "multi_digits")
     assert float(digits["digit0/acc_mean"]) == 90.0 and float(digits["digit0/acc_std"]) == 0.0
     assert digits["segmentation/miou_mean"] == ""
+
+
+def test_table4_grid_crosses_loss_and_gradient_methods_beside_the_paper(tmp_path, capsys):
+    root, paper = tmp_path / "runs", tmp_path / "paper"
+    paper.mkdir()
+    (paper / "table4_nyuv2_combinations.csv").write_text(
+        "grad_method,EW,UW\nVanilla,0.00,0.64\nCAGrad,1.36,1.07\n"
+    )
+    fake_run(root, "ew", "none", 0, 50.0, 0.40)
+    fake_run(root, "uw", "none", 0, 55.0, 0.36)  # Δp = ((55-50)/50 + (0.40-0.36)/0.40) / 2 = +10%
+    fake_run(root, "ew", "cagrad", 0, 45.0, 0.40)  # -5%
+    fake_run(root, "uw", "cagrad", 0, 50.0, 0.42)  # -2.5%
+    assert main([str(root), "--out", str(tmp_path / "out"), "--paper-dir", str(paper)]) == 0
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "gradient × loss method on HPS" in report
+    assert "| | EW | UW |" in report
+    assert "| Vanilla | +0.00 (+0.00) | +10.00 (+0.64) |" in report
+    assert "| CAGrad | -5.00 (+1.36) | -2.50 (+1.07) |" in report
+    assert "method × architecture" not in report  # one architecture only
+
+
+def test_table5_grid_crosses_methods_and_architectures(tmp_path):
+    root, paper = tmp_path / "runs", tmp_path / "paper"
+    paper.mkdir()
+    (paper / "table5_nyuv2_architectures.csv").write_text(
+        "method,HPS,MTAN\nEW,0.00,2.56\nRLW+CAGrad,2.20,2.92\n"
+    )
+    fake_run(root, "ew", "none", 0, 50.0, 0.40)
+    fake_run(root, "ew", "none", 0, 60.0, 0.40, arch="mtan")  # +10%: Δp is against EW with HPS
+    fake_run(root, "rlw", "cagrad", 0, 50.0, 0.36)  # +5%
+    assert main([str(root), "--out", str(tmp_path / "out"), "--paper-dir", str(paper)]) == 0
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| | HPS | MTAN |" in report
+    assert "| EW | +0.00 (+0.00) | +10.00 (+2.56) |" in report
+    assert "| RLW + CAGrad | +5.00 (+2.20) | — (+2.92) |" in report
+
+
+def test_many_tasks_show_their_average_beside_the_paper(tmp_path):
+    """CelebA-like: 14 one-metric tasks → md/tex show the average accuracy (Table 7's only column), the
+    CSV keeps every task."""
+    from rw_mtl.report.collect import collect
+    from rw_mtl.report.tables import paper_rows, render_csv, render_latex, render_markdown, table_rows
+
+    root, paper = tmp_path / "runs", tmp_path / "paper"
+    paper.mkdir()
+    (paper / "table7_celeba.csv").write_text("group,method,avg_acc\nbaseline,EW,90.70\n")
+    tasks = [f"attr{i}" for i in range(14)]
+    for seed, offset in ((0, 0.0), (1, 2.0)):
+        metrics = {task: {"acc": 80.0 + i + offset} for i, task in enumerate(tasks)}
+        write_json_atomic(
+            root / f"seed{seed}" / "results.json",
+            {
+                "dataset": "celeba",
+                "arch": "hps",
+                "loss_method": "ew",
+                "grad_method": "none",
+                "seed": seed,
+                "tasks": {task: {"acc": True} for task in tasks},
+                "val_history": [],
+                "config": {},
+                "metrics": {"test": metrics, "test_at_best_val": metrics, "val_at_best": metrics},
+            },
+        )
+    groups = collect([root])
+    rows = table_rows(groups, "test")
+    # per seed: mean of 80..93 = 86.5, and 88.5; over seeds 87.5 ± sample std √2
+    assert rows[0]["avg/acc"] == pytest.approx((87.5, 2**0.5))
+    markdown = render_markdown(rows, groups, {"celeba": paper_rows(paper, "celeba")})
+    assert "| arch | method | seeds | avg/acc ↑ | Δp ↑ |" in markdown
+    assert "| hps | EW | 2 | **87.5 ± 1.4** |" not in markdown  # one row: nothing to mark best
+    assert "| hps | EW | 2 | 87.5 ± 1.4 | +0.00% ± 1.6 |" in markdown
+    assert "|  | *paper* |  | *90.7* |  |" in markdown and "attr3" not in markdown
+    assert "attr3" not in render_latex(rows) and "avg/acc" in render_latex(rows)
+    assert "attr13/acc_mean" in render_csv(rows)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rw_mtl.report.collect import collect
 from rw_mtl.report.figures import distribution_boxplot, validation_curves
+from rw_mtl.report.grids import render_grids
 from rw_mtl.report.tables import flat_table, paper_rows, render_csv, render_latex, render_markdown, table_rows
 from rw_mtl.results import write_text_atomic
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.dirs[0] / "report"
     rows = table_rows(groups, args.split)
     paper = {dataset: paper_rows(args.paper_dir, dataset) for dataset in {g.dataset for g in groups}}
-    markdown = render_markdown(rows, groups, paper)
+    markdown = render_markdown(rows, groups, paper) + "\n" + render_grids(groups, rows, args.paper_dir)
     written = [
         write_text_atomic(out / "report.md", f"# rw_mtl report ({args.split})\n\n{markdown}"),
         write_text_atomic(out / "report.csv", render_csv(rows)),

@@ -34,9 +34,18 @@ PAPER_TABLES = {  # dataset → (file in ../shared/paper_tables, our "task/metri
             "depth/rel_err": "depth_rel_err",
         },
     ),
-    "xtreme_pi": ("table3_xtreme.csv", {f"{lang}/acc": f"pi_{lang}" for lang in ("en", "zh", "de", "es")}),
-    "xtreme_pos": ("table3_xtreme.csv", {f"{lang}/f1": f"pos_{lang}" for lang in ("en", "zh", "te", "vi")}),
-    "office31": ("table8_office.csv", {"amazon/acc": "o31_A", "dslr/acc": "o31_D", "webcam/acc": "o31_W"}),
+    "xtreme_pi": (
+        "table3_xtreme.csv",
+        {**{f"{lang}/acc": f"pi_{lang}" for lang in ("en", "zh", "de", "es")}, "avg/acc": "pi_avg"},
+    ),
+    "xtreme_pos": (
+        "table3_xtreme.csv",
+        {**{f"{lang}/f1": f"pos_{lang}" for lang in ("en", "zh", "te", "vi")}, "avg/f1": "pos_avg"},
+    ),
+    "office31": (
+        "table8_office.csv",
+        {"amazon/acc": "o31_A", "dslr/acc": "o31_D", "webcam/acc": "o31_W", "avg/acc": "o31_avg"},
+    ),
     "office_home": (
         "table8_office.csv",
         {
@@ -44,9 +53,42 @@ PAPER_TABLES = {  # dataset → (file in ../shared/paper_tables, our "task/metri
             "clipart/acc": "oh_Cl",
             "product/acc": "oh_Pr",
             "real_world/acc": "oh_Rw",
+            "avg/acc": "oh_avg",
         },
     ),
+    "celeba": ("table7_celeba.csv", {"avg/acc": "avg_acc"}),  # the paper gives only the 40-task average
 }
+
+AVERAGE = "avg"  # the "task" of the across-task average column
+MAX_TASK_COLUMNS = 12  # wider datasets (CelebA's 40 attributes) show only the average in md/tex
+
+
+def shared_metric(directions: dict[str, dict[str, bool]]) -> str | None:
+    """The one metric every task has, when each task has exactly that one (CelebA, Office, XTREME, the
+    digits): the paper then also reports its average over the tasks (Tables 3, 7, 8)."""
+    metric_sets = {tuple(metrics) for metrics in directions.values()}
+    if len(directions) < 2 or len(metric_sets) != 1:
+        return None
+    (metrics,) = metric_sets
+    return metrics[0] if len(metrics) == 1 else None
+
+
+def metric_columns(directions: dict[str, dict[str, bool]]) -> dict[str, bool]:
+    """ "task/metric" → higher is better, plus "avg/<metric>" where the tasks share one metric."""
+    columns = {f"{task}/{name}": up for task, metrics in directions.items() for name, up in metrics.items()}
+    metric = shared_metric(directions)
+    if metric is not None:
+        columns[f"{AVERAGE}/{metric}"] = next(iter(directions.values()))[metric]
+    return columns
+
+
+def shown_columns(columns: list[str]) -> list[str]:
+    """The columns a human-readable table shows: all, or without the per-task ones (keeping the average
+    and Δp) when there are more than MAX_TASK_COLUMNS of them and an average exists."""
+    per_task = [c for c in columns if "/" in c and not c.startswith(f"{AVERAGE}/")]
+    if len(per_task) > MAX_TASK_COLUMNS and len(per_task) < len([c for c in columns if "/" in c]):
+        return [c for c in columns if c not in per_task]
+    return columns
 
 
 def reference_group(groups: list[Group], dataset: str) -> Group | None:
@@ -69,6 +111,10 @@ def table_rows(groups: list[Group], split: str) -> list[dict]:
         for task, metrics in mean.items():
             for metric, value in metrics.items():
                 row[f"{task}/{metric}"] = (value, std[task][metric])
+        shared = shared_metric(group.directions)
+        if shared is not None:
+            averages = [statistics.fmean(m[shared] for m in run.values()) for run in group.metric_runs(split)]
+            row[f"{AVERAGE}/{shared}"] = (statistics.fmean(averages), sample_std(averages))
         if reference is not None:
             base = reference.mean(split)
             per_seed = [delta_p(m, base, group.directions) for m in group.metric_runs(split)]
@@ -102,14 +148,14 @@ def render_markdown(rows: list[dict], groups: list[Group], paper: dict[str, dict
     out = []
     for dataset in dict.fromkeys(row["dataset"] for row in rows):
         block = [row for row in rows if row["dataset"] == dataset]
-        directions = next(g.directions for g in groups if g.dataset == dataset)
-        columns = [f"{task}/{metric}" for task, metrics in directions.items() for metric in metrics]
-        arrows = {f"{t}/{m}": "↑" if up else "↓" for t, ms in directions.items() for m, up in ms.items()}
+        higher = metric_columns(next(g.directions for g in groups if g.dataset == dataset))
+        columns = shown_columns(list(higher))
+        arrows = {column: "↑" if up else "↓" for column, up in higher.items()}
         has_paper = any("delta_p" in numbers for numbers in paper.get(dataset, {}).values())
         header = ["arch", "method", "seeds", *[f"{c} {arrows[c]}" for c in columns], "Δp ↑"]
         header += ["paper Δp"] if has_paper else []
         out += [f"### {dataset}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-        best = {c: _best(block, c, directions[c.split("/")[0]][c.split("/")[1]]) for c in columns}
+        best = {c: _best(block, c, higher[c]) for c in columns}
         best["delta_p"] = _best(block, "delta_p", True)
         for row in block:
             cells = [row["arch"], row["method"], str(row["seeds"])]
@@ -165,7 +211,7 @@ def render_latex(rows: list[dict]) -> str:
     out = []
     for dataset in dict.fromkeys(row["dataset"] for row in rows):
         block = [row for row in rows if row["dataset"] == dataset]
-        columns = [key for key in block[0] if isinstance(block[0][key], tuple)]
+        columns = shown_columns([key for key in block[0] if isinstance(block[0][key], tuple)])
         escape = lambda text: text.replace("_", r"\_").replace("%", r"\%")  # noqa: E731
         out += [f"% {dataset}", r"\begin{tabular}{ll" + "c" * len(columns) + "}", r"\toprule"]
         out.append("Arch & Method & " + " & ".join(escape(c) for c in columns) + r" \\ \midrule")
