@@ -40,7 +40,7 @@ from rw_mtl.weighting.jacobian import assign_flat_grad, own_input_gradients, tas
 
 log = logging.getLogger(__name__)
 
-GRAD_MODES = ("param", "rep")
+GRAD_MODES = ("param", "rep", "last_layer")
 EVAL_SPLITS = ("val", "test")
 NONFINITE_POLICIES = ("raise", "skip", "off")
 
@@ -67,8 +67,10 @@ SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LR
 class MTLModule(L.LightningModule):
     """Wraps an ``MTLArchitecture`` and its tasks; balances them with a loss and an optional gradient method.
 
-    ``grad_mode`` chooses where a gradient method sees per-task gradients: ``"param"`` (θ) or ``"rep"`` (z,
-    architectures with ``supports_rep_mode``). ``batched_jacobian`` fills G with one vmapped autograd call
+    ``grad_mode`` chooses where a gradient method sees per-task gradients: ``"param"`` (θ), ``"rep"`` (z,
+    architectures with ``supports_rep_mode``) or ``"last_layer"`` (the last shared layer's weights W only:
+    the method's task weights w come from their Gram matrix and θ gets ∇_θ Σ_t w_t λ_t ℓ_t, GradNorm's
+    original set-up; Gram-matrix methods only). ``batched_jacobian`` fills G with one vmapped autograd call
     instead of T calls. ``optimizer`` and ``scheduler`` are factories (Hydra ``_partial_`` configs); the
     scheduler, if any, steps once per epoch. ``on_nonfinite`` decides what a NaN/inf task loss (or, with a
     gradient method, task gradient) does: ``raise`` a ``NonFiniteError`` naming the task and step,
@@ -108,6 +110,11 @@ class MTLModule(L.LightningModule):
             raise ValueError(
                 f"{type(grad_weighting).__name__} acts on the shared representation; "
                 "set weighting.grad.mode=rep"
+            )
+        if grad_mode == "last_layer" and not isinstance(grad_weighting, (GramWeighting, type(None))):
+            raise ValueError(
+                f"{type(grad_weighting).__name__} needs the full task gradients, not only their Gram matrix "
+                "on the last shared layer; set weighting.grad.mode=param or rep"
             )
         if grad_weighting is not None and grad_mode == "rep" and not arch.supports_rep_mode:
             raise ValueError(
@@ -277,6 +284,8 @@ class MTLModule(L.LightningModule):
         """Step 4 with a gradient method: d = aggregate(G) on θ (or z); ``total`` = Σ λ_t ℓ_t (+ the loss
         method's penalty) for the heads and the loss method's own parameters. False: step skipped (a task
         gradient was not finite, so it never reached the method's solver)."""
+        if self.grad_mode == "last_layer":
+            return self._last_layer_backward(losses, weighted, total)
         if not self.uses_rep_mode:
             shared = self._shared_parameters()
             grads = task_gradients(weighted, shared, batched=self.batched_jacobian)
@@ -305,6 +314,21 @@ class MTLModule(L.LightningModule):
                 )
             for rep, weight, grad in zip(reps, weights, grads, strict=True):
                 self.manual_backward(rep, gradient=(weight * grad).view_as(rep).to(rep.dtype))
+        return True
+
+    def _last_layer_backward(self, losses: Tensor, weighted: Tensor, total: Tensor) -> bool:
+        """Step 4 in ``last_layer`` mode: w from the Gram matrix of the per-task gradients on the last
+        shared layer W (T cheap backward passes through the heads and W), then θ gets ∇_θ Σ_t w_t λ_t ℓ_t
+        in one backward pass, as in GradNorm's Algorithm 1."""
+        grads = task_gradients(weighted, self.arch.last_shared_layer(), batched=self.batched_jacobian)
+        if self.data_parallel:
+            distributed.mean_over_ranks_(grads)
+        if self._skip_nonfinite(grads, "gradient"):
+            return False
+        with torch.autocast(self.device.type, enabled=False):
+            weights = self.grad_weighting.weights_from_gram(grads @ grads.T, losses.detach().float())
+        self.manual_backward(total, inputs=self._own_gradient_parameters(), retain_graph=True)
+        self.manual_backward((weights.to(weighted.dtype) * weighted).sum(), inputs=self._shared_parameters())
         return True
 
     def _aggregate(self, grads: Tensor, losses: Tensor) -> Tensor:
@@ -349,7 +373,7 @@ class MTLModule(L.LightningModule):
     def _rank_local_gradient_parameters(self) -> list[nn.Parameter]:
         """The parameters whose gradients a data-parallel rank computed from its own samples only: all
         but the shared ones when a param-mode gradient method already wrote the global direction there."""
-        if self.grad_weighting is not None and not self.uses_rep_mode:
+        if self.grad_weighting is not None and self.grad_mode == "param":
             return self._own_gradient_parameters()
         return self._shared_parameters() + self._own_gradient_parameters()
 

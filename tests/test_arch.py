@@ -53,6 +53,18 @@ def test_dense_resnet_encoder(cls):
     assert outputs["seg"].shape == (2, 13, 4, 6) and outputs["depth"].shape == (2, 1, 4, 6)
 
 
+def test_last_shared_layer_is_where_every_task_meets_last():
+    """GradNorm's W: ResNet-18's last 3×3 convolution (its last BatchNorm is no weight matrix); the
+    digits encoder's final Linear; a column architecture's last fusion unit."""
+    resnet = HPS({"seg": 13, "depth": 1}, encoder=partial(TimmResNet, name="resnet18"), head=ASPPHead)
+    assert resnet.last_shared_layer() == [resnet.encoder.stages[-1][0][-1].conv2.weight]
+    hps, stitch = digits_arch(HPS), digits_arch(CrossStitch)
+    linear = hps.encoder.stages[-1][2]
+    assert hps.last_shared_layer() == [linear.weight, linear.bias]
+    assert stitch.last_shared_layer() == list(stitch.fusions[-1].parameters())
+    assert {id(p) for p in stitch.last_shared_layer()} <= {id(p) for p in stitch.shared_parameters()}
+
+
 def test_mtan_attention_is_task_specific():
     arch = digits_arch(MTAN)
     arch(torch.randn(4, 1, 14, 14))["a"].sum().backward()

@@ -6,7 +6,7 @@ import pytest
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 
-from rw_mtl.module import MTLModule
+from rw_mtl.module import GRAD_MODES, MTLModule
 from rw_mtl.train import build_grad_weighting, build_loss_weighting, build_module
 from rw_mtl.weighting import GRAD_METHODS, LOSS_METHODS, NO_GRAD_METHOD
 
@@ -36,7 +36,7 @@ def test_option_composes(tmp_path, group, option):
     elif group == "weighting/grad":
         method = build_grad_weighting(config, 3)
         assert method is None if option == NO_GRAD_METHOD else isinstance(method, GRAD_METHODS[option])
-        assert config.weighting.grad.mode in ("param", "rep")
+        assert config.weighting.grad.mode in GRAD_MODES
     elif group == "trainer":
         assert instantiate(config.trainer, logger=False).max_epochs == config.dataset.max_epochs
     elif group == "logger" and option != "wandb":  # wandb: tests/test_wandb.py

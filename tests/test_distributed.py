@@ -40,6 +40,7 @@ EQUAL_TO_ONE_PROCESS = [
     ("imtl_l", "imtl_g", "param"),
     ("rlw", "rgw", "rep"),  # weights drawn without a Gram matrix
     ("ew", "rotograd", "rep"),  # not a Gram method: runs on the gathered G
+    ("ew", "gradnorm", "last_layer"),  # G on the last shared layer only, then one backward
 ]
 # GradDrop draws one uniform per column of G, and the gathered columns come in another sample order than
 # one process's: the ranks must agree with each other, not with one process.

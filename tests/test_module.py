@@ -75,7 +75,18 @@ CASES = {
     "rlw+cagrad": ["weighting/loss=rlw", "weighting/grad=cagrad"],
     "uw+pcgrad": ["weighting/loss=uw", "weighting/grad=pcgrad"],
     "gradvac": ["weighting/loss=ew", "weighting/grad=gradvac"],
-    "gradnorm": ["weighting/loss=ew", "weighting/grad=gradnorm"],
+    "gradnorm": ["weighting/loss=ew", "weighting/grad=gradnorm"],  # mode last_layer
+    "gradnorm-rep": ["weighting/loss=ew", "weighting/grad=gradnorm", "weighting.grad.mode=rep"],
+    "uw+mgda_ub-last_layer": [
+        "weighting/loss=uw",
+        "weighting/grad=mgda_ub",
+        "weighting.grad.mode=last_layer",
+    ],
+    "nddr_cnn+imtl_g-last_layer": [
+        "arch=nddr_cnn",
+        "weighting/grad=imtl_g",
+        "weighting.grad.mode=last_layer",
+    ],
     "rotograd": ["weighting/loss=ew", "weighting/grad=rotograd"],  # R = I at the first step
     "moml": ["weighting/loss=moml"],
     "cross_stitch+pcgrad": ["arch=cross_stitch", "weighting/grad=pcgrad"],
@@ -113,6 +124,39 @@ def test_training_step_applies_algorithm_gradients(fast_config, case):
             applied_update(scales, after.loss_weighting.parameters()), expected, strict=True
         ):
             torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+
+
+def test_last_layer_mode_weighs_by_the_last_shared_layer_gradients(fast_config):
+    """The weights come from the per-task gradients on W = the encoder's last Linear (weight, bias) only."""
+    from rw_mtl.weighting import get
+
+    config = fast_config(
+        *ONE_BATCH, "weighting/loss=ew", "weighting/grad=mgda_ub", "weighting.grad.mode=last_layer"
+    )
+    before, after, data = one_step(config)
+    last = before.arch.last_shared_layer()
+    linear = before.arch.encoder.stages[-1][2]
+    assert [p.shape for p in last] == [linear.weight.shape, linear.bias.shape]
+    predictions = before.arch.train()(data.inputs)
+    losses = torch.stack([task.loss(predictions[n], data.targets[n]) for n, task in before.tasks.items()])
+    rows = [torch.autograd.grad(loss / 3, last, retain_graph=True) for loss in losses]
+    grads = torch.stack([torch.cat([g.reshape(-1) for g in row]) for row in rows])
+    reference = get("mgda_ub")(3)
+    reference.aggregate(grads, losses.detach())
+    torch.testing.assert_close(
+        after.grad_weighting.last_weights, reference.last_weights, atol=1e-5, rtol=1e-4
+    )
+
+
+def test_last_layer_mode_needs_a_gram_method(fast_config):
+    with pytest.raises(ValueError, match="weighting.grad.mode=param or rep"):
+        build_module(fast_config("weighting/grad=graddrop", "weighting.grad.mode=last_layer"), _digit_tasks())
+
+
+def _digit_tasks():
+    from rw_mtl.tasks import ClassificationTask
+
+    return {f"digit{i}": ClassificationTask(num_classes=10) for i in range(3)}
 
 
 def test_rgw_leaves_head_gradients_unweighted(fast_config):

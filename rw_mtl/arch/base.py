@@ -36,6 +36,23 @@ class MTLArchitecture(nn.Module):
         """ψ: all task-specific parameters (the heads)."""
         raise NotImplementedError
 
+    def last_shared_layer(self) -> list[nn.Parameter]:
+        """The trainable parameters of the last shared layer of weights: the last module, in registration
+        order, that owns a shared weight matrix or kernel (≥ 2 dims) — GradNorm's W, where it measures the
+        task gradients' norms (``weighting.grad.mode=last_layer``)."""
+        shared = {id(p) for p in self.shared_parameters()}
+        last = None
+        for module in self.modules():
+            own = [p for p in module.parameters(recurse=False) if id(p) in shared and p.requires_grad]
+            if any(p.dim() >= 2 for p in own):
+                last = own
+        if last is None:
+            raise ValueError(
+                f"{type(self).__name__} has no shared weight matrix to serve as the last shared layer; "
+                "set weighting.grad.mode=param or rep"
+            )
+        return last
+
     def encode(self, inputs: Tensor) -> Tensor:
         """x → shared representation z (rep-mode architectures only)."""
         raise NotImplementedError(f"{type(self).__name__} has no single shared representation")

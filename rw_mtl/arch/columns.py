@@ -51,3 +51,8 @@ class ColumnArchitecture(MTLArchitecture):
 
     def task_parameters(self) -> list[nn.Parameter]:
         return list(self.heads.parameters())
+
+    def last_shared_layer(self) -> list[nn.Parameter]:
+        """The last fusion unit: the last layer where the tasks' columns meet (a column's own layers
+        receive gradient from one task mostly, so their per-task Gram matrix says little)."""
+        return [p for p in self.fusions[-1].parameters() if p.requires_grad]

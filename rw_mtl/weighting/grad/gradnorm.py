@@ -16,8 +16,9 @@ class GradNorm(GramWeighting):
 
     with Ḡ · r_t^α held constant (their Eq. 2). ``aggregate`` writes ∂L_grad/∂s into ``s.grad`` for the
     optimizer step; ℓ(0) is the first step's losses (a buffer). ``alpha`` = 1.5 (the paper's NYUv2 value).
-    The norms are taken on the gradients the step provides: by default (``mode: rep``) those w.r.t. the
-    output z of the last shared layer, cheaper than on that layer's weights as in the original.
+    The norms are taken on the gradients the step provides: by default (``mode: last_layer``) those w.r.t.
+    the last shared layer's weights W as in the original, after which the shared parameters get
+    ∇ Σ_t w_t λ_t ℓ_t in one backward pass; ``mode: rep`` takes them w.r.t. that layer's output z instead.
     """
 
     def __init__(self, task_num: int, alpha: float = 1.5) -> None:
