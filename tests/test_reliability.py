@@ -32,7 +32,7 @@ from .conftest import FAST_TRAINER, compose_config
         (["weighting/grad=pcgrad", "trainer.precision=16-mixed"], r"trainer.precision=bf16-mixed or 32-true"),
         (
             ["weighting/grad=rgw", "weighting.grad.mode=z"],
-            r"weighting.grad.mode must be one of \['param', 'rep'\]",
+            r"weighting.grad.mode must be one of \['param', 'rep', 'last_layer'\], got `z`",
         ),
         (["on_nonfinite=ignore"], r"on_nonfinite must be one of \['raise', 'skip', 'off'\]"),
     ],
