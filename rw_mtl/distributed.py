@@ -16,7 +16,7 @@ from rank 0), and MTLModule synchronises explicitly with the functions below:
   only M = Σ_r G_r G_rᵀ / R² (a T×T all-reduce); any other method runs on the gathered G and each rank
   keeps its own block;
 * the gradients that stay rank-local (heads, loss-method parameters, in rep mode also the shared
-  parameters) are averaged as DDP would.
+  parameters) are averaged as DDP would; before each evaluation the ranks take rank 0's buffers.
 
 A 2-process run thus equals a 1-process run on the same global batch, up to float summation order, as long
 as nothing depends on how the batch is split: BatchNorm needs ``trainer.sync_batchnorm=true`` (GPU only;
@@ -110,6 +110,13 @@ def average_gradients_(params: list[Tensor]) -> None:
     flat = mean_over_ranks_(torch.cat([grad.reshape(-1) for grad in grads]))
     chunks = flat.split([grad.numel() for grad in grads])
     torch._foreach_copy_(grads, [chunk.view_as(grad) for grad, chunk in zip(grads, chunks, strict=True)])
+
+
+def broadcast_buffers_(module: torch.nn.Module) -> None:
+    """Give every rank rank 0's buffers (BatchNorm running statistics without SyncBatchNorm), so that all
+    ranks evaluate one model — the one rank 0 checkpoints — as DDP's ``broadcast_buffers`` does."""
+    for buffer in module.buffers():
+        dist.broadcast(buffer, src=0)
 
 
 def gather_columns(block: Tensor) -> tuple[Tensor, slice]:

@@ -466,6 +466,10 @@ class MTLModule(L.LightningModule):
                 sync_dist=True,  # a no-op on one device; the mean over the ranks' samples with trainer=ddp
             )
 
+    def on_validation_epoch_start(self) -> None:
+        if self.data_parallel:  # one model on every rank: rank 0's BatchNorm statistics
+            distributed.broadcast_buffers_(self)
+
     def on_validation_epoch_end(self) -> None:
         self._finish_evaluation("val")
 

@@ -23,7 +23,7 @@ from lightning.pytorch.plugins import TorchSyncBatchNorm
 from lightning.pytorch.strategies import DDPStrategy
 from torch.utils.data import DataLoader, DistributedSampler
 
-from rw_mtl.distributed import BalancedDDPStrategy
+from rw_mtl.distributed import BalancedDDPStrategy, broadcast_buffers_
 from rw_mtl.results import read_results
 from rw_mtl.train import build_datamodule, build_module
 from tests.conftest import compose_config
@@ -115,6 +115,10 @@ def _rank_worker(rank: int, port: int, out_dir: str) -> None:
     )
     torch.set_num_threads(1)
     states = {"/".join(case): _train(case, devices=2) for case in CASES}
+    norm = torch.nn.BatchNorm1d(3)
+    norm.running_mean.fill_(float(rank + 1))
+    broadcast_buffers_(norm)
+    states["broadcast"] = norm.state_dict()
     torch.save(states, Path(out_dir) / f"rank{rank}.pt")
 
 
@@ -148,6 +152,11 @@ def test_two_ranks_equal_one_process_on_the_global_batch(two_rank_states, case):
         )
     initial = _build(case, devices=1)[1].state_dict()
     assert any(not torch.equal(initial[name], value) for name, value in reference.items())
+
+
+def test_ranks_evaluate_with_rank_zero_buffers(two_rank_states):
+    for states in two_rank_states:
+        assert states["broadcast"]["running_mean"].tolist() == [1.0, 1.0, 1.0]
 
 
 def test_stock_ddp_strategy_is_refused():
