@@ -7,9 +7,9 @@ in memory, so data loading is excluded; on CUDA every step is synchronised befor
     python scripts/bench_step.py --preset celeba40         # ResNet-18, 40 binary tasks, batch 256, 64×64
     python scripts/bench_step.py --preset digits --device cpu --methods ew rlw rgw cagrad
 
-Methods are ``loss`` or ``loss+grad`` config names, optionally ``@param`` / ``@rep`` for the gradient mode
-(e.g. ``ew+mgda_ub@param``); the first is the baseline (ew by default). Writes a Markdown table to stdout
-and, with ``--json``, the raw numbers.
+Methods are ``loss`` or ``loss+grad`` config names, optionally ``@param`` / ``@rep`` / ``@last_layer``
+for the gradient mode (e.g. ``ew+mgda_ub@param``); the first is the baseline (ew by default). Writes a
+Markdown table to stdout and, with ``--json``, the raw numbers.
 """
 
 from __future__ import annotations
@@ -36,11 +36,7 @@ PRESETS = {
         "batch": lambda: _nyuv2_batch(8, 288, 384),
     },
     "celeba40": {
-        "overrides": [
-            "dataset.encoder={_target_:rw_mtl.nets.resnet.TimmResNet,name:resnet18,pooled:true}",
-            "dataset.head={_target_:rw_mtl.nets.heads.linear_head}",
-            "weighting.grad.hparams.rotation_size=512",
-        ],
+        "overrides": ["dataset=celeba"],  # its ResNet-18 and linear heads; the batch is the preset's
         "tasks": lambda: {f"attr{i}": ClassificationTask(2) for i in range(40)},
         "batch": lambda: _classification_batch(256, 3, 64, 40, 2),
     },

@@ -1,0 +1,40 @@
+"""scripts/bench_step.py: every preset builds its model and batch, and a tiny run prints the ratio table.
+
+Not a timing test: it checks that the benchmark the GPU numbers in docs/perf.md come from still runs.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+
+BENCH = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "bench_step.py"))
+
+
+@pytest.mark.parametrize("preset", ["nyuv2", "celeba40"])
+@pytest.mark.parametrize("method", ["ew", "ew+rotograd", "ew+gradnorm@rep"])
+def test_presets_build_their_model_for_every_method(preset, method):
+    spec = BENCH["PRESETS"][preset]
+    tasks = spec["tasks"]()
+    module = BENCH["build_module"](BENCH["_config"](spec, method, []), tasks)
+    batch = spec["batch"]()
+    assert set(batch["targets"]) == set(tasks) == set(module.task_names)
+    if preset == "celeba40":
+        assert len(tasks) == 40 and batch["inputs"].shape == (256, 3, 64, 64)
+        assert module.arch.encoder.out_features == 512  # ResNet-18's pooled features
+
+
+def test_tiny_run_prints_the_ratio_table(capsys, tmp_path):
+    out = tmp_path / "times.json"
+    code = BENCH["main"](
+        ["--preset", "digits", "--device", "cpu", "--steps", "2", "--warmup", "1", "--json", str(out)]
+        + ["--methods", "ew", "ew+pcgrad", "ew+mgda_ub@last_layer"]
+    )
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "| ew | " in table and "| 1.00 |" in table and "| ew+mgda_ub@last_layer |" in table
+    times = json.loads(out.read_text())["times_s"]
+    assert len(times["ew+pcgrad"]) == 2 and all(t > 0 for t in times["ew+pcgrad"])
