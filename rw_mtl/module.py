@@ -342,7 +342,7 @@ class MTLModule(L.LightningModule):
         ranks = distributed.world_size()
         if isinstance(method, GramWeighting):
             gram = distributed.sum_over_ranks_(grads @ grads.T) / ranks**2 if method.needs_gram else None
-            return method.weights_from_gram(gram, losses).to(grads.dtype) @ grads
+            return method.weights_from_gram(gram, losses).to(grads) @ grads
         gathered, own = distributed.gather_columns(grads)
         return method.aggregate(gathered / ranks, losses)[own] * ranks
 

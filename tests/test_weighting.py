@@ -49,6 +49,17 @@ def test_rgw_aggregate_is_weighted_sum_with_last_weights():
     torch.testing.assert_close(direction, weights[0] * grads[0] + weights[1] * grads[1])
 
 
+def test_rgw_draws_the_paper_weights_and_follows_the_matrix_dtype():
+    """λ = softmax(λ̃), λ̃ ~ N(0, I) drawn where the method lives; the direction has the matrix's dtype."""
+    grads = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 1.0]], dtype=torch.float64)
+    torch.manual_seed(3)
+    expected = torch.softmax(torch.randn(3), dim=0)
+    torch.manual_seed(3)
+    direction = RGW(3).aggregate(grads)
+    assert direction.dtype == torch.float64
+    torch.testing.assert_close(direction, expected.double() @ grads)
+
+
 def test_rgw_with_constrained_bernoulli_picks_one_task_gradient():
     torch.manual_seed(0)
     grads = torch.arange(12.0).reshape(3, 4)

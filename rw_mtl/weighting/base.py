@@ -117,4 +117,4 @@ class GramWeighting(GradWeighting):
     def aggregate(self, grads: Tensor, losses: Tensor | None = None) -> Tensor:
         self._check_grads(grads)
         gram = grads @ grads.T if self.needs_gram else None
-        return self.weights_from_gram(gram, losses).to(grads.dtype) @ grads
+        return self.weights_from_gram(gram, losses).to(grads) @ grads
