@@ -13,7 +13,9 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
@@ -176,6 +178,20 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
     return str(resume)
 
 
+def refuse_relaunch_in_multirun(trainer: L.Trainer) -> None:
+    """Lightning starts a multi-device run's other ranks by re-running the command line, which inside a
+    local Hydra multirun would start the whole sweep again in every child: refuse, naming what works."""
+    if trainer.world_size == 1 or trainer.strategy.cluster_environment.creates_processes_externally:
+        return
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ValueError(
+            "trainer=ddp with several devices cannot run inside a local Hydra multirun (Lightning would "
+            "re-run the whole sweep for every extra rank); run each job as a single `python -m rw_mtl …`, or "
+            "on SLURM use hydra/launcher=slurm hydra.launcher.tasks_per_node=<devices> "
+            "hydra.launcher.gpus_per_node=<devices> (one SLURM task per rank)"
+        )
+
+
 def run(cfg: DictConfig) -> dict:
     """Train and test one configuration; write and return its results.json payload."""
     validate_config(cfg)
@@ -202,6 +218,7 @@ def run(cfg: DictConfig) -> dict:
         cfg.trainer, logger=logger, callbacks=[checkpoint], default_root_dir=str(output_dir)
     )
 
+    refuse_relaunch_in_multirun(trainer)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, output_dir))
     val_history = list(module.val_history)  # before a checkpoint is loaded for testing
     trainer.test(module, datamodule=datamodule, verbose=False)

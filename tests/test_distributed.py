@@ -210,3 +210,29 @@ def test_cli_data_parallel_run_evaluates_every_test_sample_once(tmp_path):
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
     trainer.test(module, datamodule=datamodule, verbose=False)
     assert module.epoch_metrics["test"] == results["metrics"]["test"]
+
+
+def test_ddp_inside_a_local_multirun_is_refused_with_the_fix(tmp_path):
+    """Lightning would re-run the whole sweep for every extra rank; the job fails at once, naming SLURM."""
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rw_mtl",
+            "-m",
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.sync_batchnorm=false",
+            "dataset.datamodule.train_size=64",
+            "logger=none",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode != 0
+    assert "hydra.launcher.tasks_per_node=<devices>" in completed.stderr
+    (failed,) = tmp_path.rglob("failed.json")
+    assert "local Hydra multirun" in read_results(failed)["error"]
