@@ -27,6 +27,7 @@ from rw_mtl.distributed import BalancedDDPStrategy, broadcast_buffers_
 from rw_mtl.results import read_results
 from rw_mtl.train import build_datamodule, build_module
 from tests.conftest import compose_config
+from tests.datasets import tiny_dataset_overrides
 
 GLOBAL_BATCH = 32
 STEPS = 3
@@ -101,10 +102,56 @@ def _train(case: tuple[str, str, str], devices: int) -> dict[str, torch.Tensor]:
     )
     L.seed_everything(0)  # where distributed set-up re-seeds, so that RLW draws the same weights
     trainer.fit(module, datamodule=datamodule)
-    return {name: value.detach().clone() for name, value in module.state_dict().items()}
+    return {**_last_weights(module), **{n: v.detach().clone() for n, v in module.state_dict().items()}}
 
 
-def _rank_worker(rank: int, port: int, out_dir: str) -> None:
+def _last_weights(module) -> dict[str, torch.Tensor]:
+    """The last step's loss weights and gradient-method weights (every rank must have drawn/computed the
+    same ones, not merely ended with the same averaged gradients)."""
+    weights = {"weights/loss": module.last_loss_weights}
+    if module.grad_weighting is not None and module.grad_weighting.last_weights is not None:
+        weights["weights/grad"] = module.grad_weighting.last_weights
+    return weights
+
+
+# Multi-input data (one batch per task; Office-31 in miniature), Lightning's own shuffled distributed
+# sampler, a BatchNorm ResNet: the ranks' parameters must agree (their BatchNorm statistics need not).
+MULTI_INPUT_CASES = [("ew", "mgda_ub", "rep"), ("rlw", "rotograd", "rep"), ("uw", "pcgrad", "param")]
+
+
+def _train_multi_input(case: tuple[str, str, str], data_overrides: list[str]) -> dict[str, torch.Tensor]:
+    loss, grad, mode = case
+    cfg = compose_config(
+        [
+            "dataset=office31",
+            *data_overrides,
+            "dataset.datamodule.batch_size=2",
+            f"weighting/loss={loss}",
+            f"weighting/grad={grad}",
+            f"weighting.grad.mode={mode}",
+            "weighting.grad.hparams.rotation_size=8" if grad == "rotograd" else "seed=0",
+            "logger=none",
+        ]
+    )
+    L.seed_everything(0)
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule.tasks, multi_input=True)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy=BalancedDDPStrategy(process_group_backend="gloo"),
+        max_steps=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    return {**_last_weights(module), **{n: p.detach().clone() for n, p in module.named_parameters()}}
+
+
+def _rank_worker(rank: int, port: int, out_dir: str, data_overrides: list[str]) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -115,6 +162,8 @@ def _rank_worker(rank: int, port: int, out_dir: str) -> None:
     )
     torch.set_num_threads(1)
     states = {"/".join(case): _train(case, devices=2) for case in CASES}
+    for case in MULTI_INPUT_CASES:
+        states["office31/" + "/".join(case)] = _train_multi_input(case, data_overrides)
     norm = torch.nn.BatchNorm1d(3)
     norm.running_mean.fill_(float(rank + 1))
     broadcast_buffers_(norm)
@@ -131,7 +180,10 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def two_rank_states(tmp_path_factory) -> list[dict]:
     out_dir = tmp_path_factory.mktemp("ddp")
-    mp.start_processes(_rank_worker, args=(_free_port(), str(out_dir)), nprocs=2, start_method="spawn")
+    office = tiny_dataset_overrides("office31", out_dir / "data")
+    mp.start_processes(
+        _rank_worker, args=(_free_port(), str(out_dir), office), nprocs=2, start_method="spawn"
+    )
     return [torch.load(out_dir / f"rank{rank}.pt") for rank in range(2)]
 
 
@@ -151,7 +203,15 @@ def test_two_ranks_equal_one_process_on_the_global_batch(two_rank_states, case):
             distributed[name], value, rtol=1e-4, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}"
         )
     initial = _build(case, devices=1)[1].state_dict()
-    assert any(not torch.equal(initial[name], value) for name, value in reference.items())
+    assert any(not torch.equal(value, reference[name]) for name, value in initial.items())
+
+
+@pytest.mark.parametrize("case", MULTI_INPUT_CASES, ids="/".join)
+def test_multi_input_ranks_hold_identical_parameters(two_rank_states, case):
+    first, second = (states["office31/" + "/".join(case)] for states in two_rank_states)
+    assert "weights/grad" in first
+    for name, value in first.items():
+        assert torch.equal(value, second[name]), name
 
 
 def test_ranks_evaluate_with_rank_zero_buffers(two_rank_states):
