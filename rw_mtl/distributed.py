@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-from lightning.pytorch.overrides.distributed import _sync_module_states
 from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler
@@ -49,7 +48,7 @@ class BalancedDDPStrategy(DDPStrategy):
 
     def configure_ddp(self) -> None:
         """Start every rank from rank 0's parameters and buffers; no DistributedDataParallel wrapper."""
-        _sync_module_states(self.model)
+        broadcast_from_rank_zero_([*self.model.parameters(), *self.model.buffers()])
 
 
 class EvaluationShardSampler(DistributedSampler):
@@ -112,11 +111,18 @@ def average_gradients_(params: list[Tensor]) -> None:
     torch._foreach_copy_(grads, [chunk.view_as(grad) for grad, chunk in zip(grads, chunks, strict=True)])
 
 
+def broadcast_from_rank_zero_(tensors: list[Tensor]) -> None:
+    """Overwrite ``tensors`` on every rank with rank 0's values (once per set-up or evaluation, not per
+    step: one collective per tensor)."""
+    with torch.no_grad():
+        for tensor in tensors:
+            dist.broadcast(tensor, src=0)
+
+
 def broadcast_buffers_(module: torch.nn.Module) -> None:
     """Give every rank rank 0's buffers (BatchNorm running statistics without SyncBatchNorm), so that all
     ranks evaluate one model — the one rank 0 checkpoints — as DDP's ``broadcast_buffers`` does."""
-    for buffer in module.buffers():
-        dist.broadcast(buffer, src=0)
+    broadcast_from_rank_zero_(list(module.buffers()))
 
 
 def gather_columns(block: Tensor) -> tuple[Tensor, slice]:

@@ -168,6 +168,12 @@ def _rank_worker(rank: int, port: int, out_dir: str, data_overrides: list[str]) 
     norm.running_mean.fill_(float(rank + 1))
     broadcast_buffers_(norm)
     states["broadcast"] = norm.state_dict()
+    strategy = BalancedDDPStrategy()
+    strategy.model = torch.nn.BatchNorm1d(3)
+    torch.nn.init.constant_(strategy.model.weight, rank + 5.0)
+    strategy.model.running_var.fill_(rank + 7.0)
+    strategy.configure_ddp()
+    states["set-up"] = strategy.model.state_dict()
     torch.save(states, Path(out_dir) / f"rank{rank}.pt")
 
 
@@ -217,6 +223,12 @@ def test_multi_input_ranks_hold_identical_parameters(two_rank_states, case):
 def test_ranks_evaluate_with_rank_zero_buffers(two_rank_states):
     for states in two_rank_states:
         assert states["broadcast"]["running_mean"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_ranks_start_from_rank_zero_parameters_and_buffers(two_rank_states):
+    for states in two_rank_states:
+        assert states["set-up"]["weight"].tolist() == [5.0] * 3
+        assert states["set-up"]["running_var"].tolist() == [7.0] * 3
 
 
 def test_stock_ddp_strategy_is_refused():
