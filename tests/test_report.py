@@ -158,6 +158,16 @@ def test_table4_grid_crosses_loss_and_gradient_methods_beside_the_paper(tmp_path
     assert "method × architecture" not in report  # one architecture only
 
 
+def test_a_list_of_methods_gets_no_grid(tmp_path):
+    """Table 1's rows (EW, UW, CAGrad, … each alone) cross nothing: no Table 4 grid."""
+    root, paper = tmp_path / "list", tmp_path / "paper"
+    paper.mkdir()
+    for loss, grad, miou in (("ew", "none", 50.0), ("uw", "none", 51.0), ("ew", "cagrad", 52.0)):
+        fake_run(root, loss, grad, 0, miou, 0.40)
+    assert main([str(root), "--out", str(tmp_path / "out"), "--paper-dir", str(paper)]) == 0
+    assert "gradient × loss method" not in (tmp_path / "out" / "report.md").read_text()
+
+
 def test_table5_grid_crosses_methods_and_architectures(tmp_path):
     root, paper = tmp_path / "runs", tmp_path / "paper"
     paper.mkdir()

@@ -2,7 +2,8 @@
 
 Table 4 crosses loss methods (columns) with gradient methods (rows, "Vanilla" = none) on HPS; Table 5
 crosses methods (rows) with architectures (columns). A grid is drawn for every dataset whose runs span
-both axes; each cell is our Δp against EW with HPS (mean over seeds) and, where the paper has that cell,
+both axes (for Table 4: with at least one loss method other than EW combined with a gradient method, so
+that Table 1's list of methods stays a list); each cell is our Δp against EW with HPS (mean over seeds) and, where the paper has that cell,
 its value in parentheses.
 """
 
@@ -76,7 +77,8 @@ def render_grids(groups: list[Group], rows: list[dict], paper_dir: Path | None) 
         hps = [(group, value) for group, value in entries if group.arch == "hps"]
         losses = list(dict.fromkeys(PAPER_NAMES.get(g.loss, g.loss) for g, _ in hps))
         grads = list(dict.fromkeys(_grad_row(g) for g, _ in hps))
-        if len(losses) > 1 and len(grads) > 1:
+        crossed = any(g.loss != "ew" and g.grad != "none" for g, _ in hps)  # not just a list of rows
+        if len(losses) > 1 and len(grads) > 1 and crossed:
             out += _grid(
                 f"### {dataset}: Δp (%) — gradient × loss method on HPS (paper's Table 4 in parentheses)",
                 {(_grad_row(g), PAPER_NAMES.get(g.loss, g.loss)): value for g, value in hps},
