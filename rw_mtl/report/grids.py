@@ -3,8 +3,8 @@
 Table 4 crosses loss methods (columns) with gradient methods (rows, "Vanilla" = none) on HPS; Table 5
 crosses methods (rows) with architectures (columns). A grid is drawn for every dataset whose runs span
 both axes (for Table 4: with at least one loss method other than EW combined with a gradient method, so
-that Table 1's list of methods stays a list); each cell is our Δp against EW with HPS (mean over seeds) and, where the paper has that cell,
-its value in parentheses.
+that Table 1's list of methods stays a list); each cell is our Δp against EW with HPS (mean over seeds)
+and, where the paper has that cell, its value in parentheses.
 """
 
 from __future__ import annotations
