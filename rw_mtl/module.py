@@ -286,21 +286,23 @@ class MTLModule(L.LightningModule):
         gradient was not finite, so it never reached the method's solver)."""
         if self.grad_mode == "last_layer":
             return self._last_layer_backward(losses, weighted, total)
+        # the heads' own gradients come out of the same T backward passes that fill G
+        heads = self._task_specific_parameters()
         if not self.uses_rep_mode:
             shared = self._shared_parameters()
-            grads = task_gradients(weighted, shared, batched=self.batched_jacobian)
+            grads = task_gradients(weighted, shared, batched=self.batched_jacobian, accumulate=heads)
             if self.data_parallel:
                 distributed.mean_over_ranks_(grads)
         elif len(leaves) == 1:
-            grads = task_gradients(weighted, leaves, batched=self.batched_jacobian)
+            grads = task_gradients(weighted, leaves, batched=self.batched_jacobian, accumulate=heads)
         else:
-            grads = own_input_gradients(weighted, leaves)
+            grads = own_input_gradients(weighted, leaves, accumulate=heads)
         if self._skip_nonfinite(grads, "gradient"):
             return False
         # the method's algebra (Gram matrix, simplex solves) in float32 even under bf16-mixed autocast
         with torch.autocast(self.device.type, enabled=False):
             direction = self._aggregate(grads, losses.detach().float())
-        self.manual_backward(total, inputs=self._own_gradient_parameters())
+        self._loss_method_backward(total)
         if not self.uses_rep_mode:
             assign_flat_grad(direction, shared)
         elif len(reps) == 1:
@@ -320,16 +322,29 @@ class MTLModule(L.LightningModule):
         """Step 4 in ``last_layer`` mode: w from the Gram matrix of the per-task gradients on the last
         shared layer W (T cheap backward passes through the heads and W), then θ gets ∇_θ Σ_t w_t λ_t ℓ_t
         in one backward pass, as in GradNorm's Algorithm 1."""
-        grads = task_gradients(weighted, self.arch.last_shared_layer(), batched=self.batched_jacobian)
+        last_layer, heads = self.arch.last_shared_layer(), self._task_specific_parameters()
+        grads = task_gradients(weighted, last_layer, batched=self.batched_jacobian, accumulate=heads)
         if self.data_parallel:
             distributed.mean_over_ranks_(grads)
         if self._skip_nonfinite(grads, "gradient"):
             return False
         with torch.autocast(self.device.type, enabled=False):
             weights = self.grad_weighting.weights_from_gram(grads @ grads.T, losses.detach().float())
-        self.manual_backward(total, inputs=self._own_gradient_parameters(), retain_graph=True)
+        self._loss_method_backward(total)
         self.manual_backward((weights.to(weighted.dtype) * weighted).sum(), inputs=self._shared_parameters())
         return True
+
+    def _loss_method_backward(self, total: Tensor) -> None:
+        """∇ of Σ λ_t ℓ_t (+ penalty) for the loss method's own parameters (UW's, IMTL-L's scales), when a
+        gradient method took the heads' gradients from its per-task passes: this traverses only λ's graph
+        (the graph is kept for the backward of z or of the shared part that follows)."""
+        params = [p for p in self.loss_weighting.parameters() if p.requires_grad]
+        if not params:
+            return
+        grads = torch.autograd.grad(total, params, retain_graph=True, allow_unused=True)
+        for param, grad in zip(params, grads, strict=True):
+            if grad is not None:
+                param.grad = grad if param.grad is None else param.grad + grad
 
     def _aggregate(self, grads: Tensor, losses: Tensor) -> Tensor:
         """d = aggregate(G). Data-parallel rep mode: G holds this rank's columns (its samples) only, so the
@@ -381,6 +396,9 @@ class MTLModule(L.LightningModule):
         """ψ and the loss method's own parameters (UW's log-variances): updated by ∇ Σ λ_t ℓ_t."""
         params = self.arch.task_parameters() + list(self.loss_weighting.parameters())
         return [p for p in params if p.requires_grad]
+
+    def _task_specific_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.arch.task_parameters() if p.requires_grad]
 
     def _is_logging_step(self) -> bool:
         return self.trainer is not None and self.global_step % self.trainer.log_every_n_steps == 0

@@ -9,14 +9,45 @@ from torch import nn
 from rw_mtl.weighting.jacobian import assign_flat_grad, own_input_gradients, task_gradients
 
 
-def _toy_problem():
+def _toy_problem(with_heads: bool = False):
     torch.manual_seed(0)
     shared = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3))
     heads = [nn.Linear(3, 1) for _ in range(3)]
     x = torch.randn(8, 5)
     z = shared(x)
     losses = torch.stack([(h(z) ** 2).mean() * (t + 1) for t, h in enumerate(heads)])
-    return shared, z, losses
+    return (shared, z, losses, heads) if with_heads else (shared, z, losses)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+@pytest.mark.parametrize("mode", ["param", "rep"])
+def test_heads_get_their_gradients_from_the_same_passes(batched, mode):
+    """accumulate=heads: G is unchanged and every head's .grad is ∇ Σ_t ℓ_t (only its own task's term)."""
+    shared, z, losses, heads = _toy_problem(with_heads=True)
+    head_params = [p for head in heads for p in head.parameters()]
+    expected_heads = torch.autograd.grad(losses.sum(), head_params, retain_graph=True)
+    inputs = list(shared.parameters()) if mode == "param" else [z]
+    expected = _reference(losses, inputs)
+    torch.testing.assert_close(
+        task_gradients(losses, inputs, batched=batched, accumulate=head_params), expected
+    )
+    for param, want in zip(head_params, expected_heads, strict=True):
+        torch.testing.assert_close(param.grad, want)
+
+
+def test_own_input_gradients_accumulate_the_heads_too():
+    torch.manual_seed(0)
+    heads = [nn.Linear(3, 1) for _ in range(2)]
+    reps = [torch.randn(4, 3, requires_grad=True) for _ in range(2)]
+    losses = torch.stack([(head(rep) ** 2).mean() for head, rep in zip(heads, reps, strict=True)])
+    params = [p for head in heads for p in head.parameters()]
+    expected = torch.autograd.grad(losses.sum(), params, retain_graph=True)
+    rows = own_input_gradients(losses, reps, accumulate=params)
+    torch.testing.assert_close(
+        rows[1], torch.autograd.grad(losses[1], reps[1], retain_graph=True)[0].reshape(-1)
+    )
+    for param, want in zip(params, expected, strict=True):
+        torch.testing.assert_close(param.grad, want)
 
 
 def _reference(losses, inputs):

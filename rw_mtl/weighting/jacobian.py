@@ -25,7 +25,12 @@ def flat_size(tensors: Sequence[Tensor]) -> int:
 
 
 def task_gradients(
-    losses: Tensor, inputs: Sequence[Tensor], *, batched: bool = False, out: Tensor | None = None
+    losses: Tensor,
+    inputs: Sequence[Tensor],
+    *,
+    batched: bool = False,
+    out: Tensor | None = None,
+    accumulate: Sequence[Tensor] = (),
 ) -> Tensor:
     """The Jacobian G ∈ R^{T×D} of the [T] vector ``losses`` w.r.t. ``inputs``, flattened and concatenated.
 
@@ -33,10 +38,14 @@ def task_gradients(
     Inputs a task does not depend on contribute zeros to that task's row. G is at least float32 (a bf16
     representation under mixed precision gives float32 rows, so the methods' inner products keep their
     precision). ``out``, if given, is a [T, D] buffer to fill (its dtype and device win).
+
+    ``accumulate``: parameters (the task-specific heads) that also receive Σ_t ∇ losses[t] in their
+    ``.grad`` from the same T backward passes, so that the step does not back-propagate through the heads
+    a second time for their own gradients.
     """
     if losses.dim() != 1:
         raise ValueError(f"losses must be a [T] vector, got shape {tuple(losses.shape)}")
-    inputs = list(inputs)
+    inputs, accumulate = list(inputs), list(accumulate)
     task_num, dim = losses.shape[0], flat_size(inputs)
     if out is None:
         dtype = torch.promote_types(inputs[0].dtype, torch.float32)
@@ -48,33 +57,55 @@ def task_gradients(
         one_hot = torch.eye(task_num, device=losses.device, dtype=losses.dtype)
         grads = torch.autograd.grad(
             losses,
-            inputs,
+            inputs + accumulate,
             grad_outputs=one_hot,
             is_grads_batched=True,
             retain_graph=True,
             materialize_grads=True,
         )
-        torch.cat([g.reshape(task_num, -1) for g in grads], dim=1, out=out)
+        torch.cat([g.reshape(task_num, -1) for g in grads[: len(inputs)]], dim=1, out=out)
+        _accumulate_grad(accumulate, [g.sum(dim=0) for g in grads[len(inputs) :]])
         return out
 
     for task in range(task_num):
-        grads = torch.autograd.grad(losses[task], inputs, retain_graph=True, materialize_grads=True)
-        torch.cat([g.reshape(-1) for g in grads], out=out[task])
+        grads = torch.autograd.grad(losses[task], inputs + accumulate, retain_graph=True, allow_unused=True)
+        row = [_dense(g, x).reshape(-1) for g, x in zip(grads[: len(inputs)], inputs, strict=True)]
+        torch.cat(row, out=out[task])
+        _accumulate_grad(accumulate, grads[len(inputs) :])
     return out
 
 
-def own_input_gradients(losses: Tensor, inputs: Sequence[Tensor]) -> Tensor:
+def own_input_gradients(
+    losses: Tensor, inputs: Sequence[Tensor], *, accumulate: Sequence[Tensor] = ()
+) -> Tensor:
     """[T, D] with row t = ∇_{inputs[t]} losses[t], flattened: each task's gradient w.r.t. its own input
-    (multi-input data in rep mode, where every task has its own representation z_t of the same shape)."""
+    (multi-input data in rep mode, where every task has its own representation z_t of the same shape).
+    ``accumulate`` as in ``task_gradients``."""
     if len(inputs) != losses.shape[0] or len({tuple(x.shape) for x in inputs}) != 1:
         raise ValueError(
             "rep mode with one input per task needs one representation per task, all of one shape "
             f"(got {[tuple(x.shape) for x in inputs]}); use equal per-task batch sizes with drop_last, "
             "or weighting.grad.mode=param"
         )
-    rows = [torch.autograd.grad(losses[t], x, retain_graph=True)[0].reshape(-1) for t, x in enumerate(inputs)]
+    accumulate, rows = list(accumulate), []
+    for task, rep in enumerate(inputs):
+        grads = torch.autograd.grad(losses[task], [rep, *accumulate], retain_graph=True, allow_unused=True)
+        rows.append(_dense(grads[0], rep).reshape(-1))
+        _accumulate_grad(accumulate, grads[1:])
     grads = torch.stack(rows)
     return grads.to(torch.promote_types(grads.dtype, torch.float32))
+
+
+def _dense(grad: Tensor | None, like: Tensor) -> Tensor:
+    """``grad``, or zeros shaped like ``like`` where the loss does not depend on it."""
+    return torch.zeros_like(like) if grad is None else grad
+
+
+def _accumulate_grad(params: Sequence[Tensor], grads: Sequence[Tensor | None]) -> None:
+    """p.grad += g for every g that is not None (p.grad = g where it is still None)."""
+    for param, grad in zip(params, grads, strict=True):
+        if grad is not None:
+            param.grad = grad if param.grad is None else param.grad.add_(grad)
 
 
 def assign_flat_grad(direction: Tensor, params: Sequence[Tensor]) -> None:
