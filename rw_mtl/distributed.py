@@ -91,12 +91,13 @@ def all_ranks_true(mask: Tensor) -> Tensor:
     return as_int.bool()
 
 
-def global_mean_values(values: Tensor) -> Tensor:
-    """``values`` whose entries take their mean over the ranks as value while their gradient stays the
-    local one (a straight-through sum): weights computed from them agree on every rank, and averaging the
-    ranks' gradients afterwards gives the global batch's gradient."""
-    mean = mean_over_ranks_(values.detach().clone())
-    return values + (mean - values.detach())
+def global_mean_values(values: list[Tensor]) -> list[Tensor]:
+    """The scalar ``values`` (the T task losses), each taking its mean over the ranks as value while its
+    gradient stays the local one (a straight-through sum; one all-reduce for all of them): weights computed
+    from them agree on every rank, and averaging the ranks' gradients afterwards gives the global batch's
+    gradient."""
+    means = mean_over_ranks_(torch.stack([value.detach() for value in values]))
+    return [value + (mean - value.detach()) for value, mean in zip(values, means.unbind(), strict=True)]
 
 
 def average_gradients_(params: list[Tensor]) -> None:

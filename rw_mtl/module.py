@@ -173,17 +173,20 @@ class MTLModule(L.LightningModule):
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
 
-        losses, reps, leaves = self._training_losses(batch)
+        terms, reps, leaves = self._training_losses(batch)
         if self.data_parallel:
-            losses = distributed.global_mean_values(losses)
+            terms = distributed.global_mean_values(terms)
+        losses = torch.stack(terms)
         if self._skip_nonfinite(losses, "loss"):
             return None
         if self.loss_weighting.needs_validation_batch:
             self._meta_update(losses)
         loss_weights = self.loss_weighting.weights(losses)
         self.last_loss_weights = loss_weights.detach()
-        weighted = loss_weights * losses
-        total = weighted.sum()
+        # λ_t ℓ_t kept as T separate scalars: a per-task backward from one of them runs through its own
+        # head only (rows of a stacked vector would run every head's backward in every pass)
+        weighted = [weight * term for weight, term in zip(loss_weights.unbind(), terms, strict=True)]
+        total = torch.stack(weighted).sum()
         regularization = self.loss_weighting.regularization()
         if regularization is not None:
             total = total + regularization
@@ -203,11 +206,11 @@ class MTLModule(L.LightningModule):
         self._last_step_start = now
         return total.detach()
 
-    def _training_losses(self, batch: dict) -> tuple[Tensor, list[Tensor] | None, list[Tensor] | None]:
-        """ℓ ∈ R^T; in rep mode also the representations z and the leaf copies the heads were run on (one
-        for all tasks, or one per task with multi-input data)."""
+    def _training_losses(self, batch: dict) -> tuple[list[Tensor], list[Tensor] | None, list[Tensor] | None]:
+        """The T task losses ℓ_t (scalars); in rep mode also the representations z and the leaf copies the
+        heads were run on (one for all tasks, or one per task with multi-input data)."""
         if not self.uses_rep_mode:
-            return self._batch_losses(batch, self.forward), None, None
+            return self._batch_loss_terms(batch, self.forward), None, None
         reps, leaves, predictions = [], [], {}
         for inputs, names in self._inputs_by_task(batch):
             rep = self.arch.encode(inputs)
@@ -215,7 +218,7 @@ class MTLModule(L.LightningModule):
             predictions.update(self._decode(leaf, names))
             reps.append(rep)
             leaves.append(leaf)
-        return self._task_losses(predictions, self._targets(batch)), reps, leaves
+        return self._task_loss_terms(predictions, self._targets(batch)), reps, leaves
 
     def _inputs_by_task(self, batch: dict) -> list[tuple[Tensor, list[str]]]:
         """(inputs, the tasks predicted from them): one pair, or one per task with multi-input data."""
@@ -229,18 +232,22 @@ class MTLModule(L.LightningModule):
         return batch["targets"]
 
     def _batch_losses(self, batch: dict, forward: Callable[..., dict[str, Tensor]]) -> Tensor:
+        """ℓ ∈ R^T of ``batch`` with the model run by ``forward``."""
+        return torch.stack(self._batch_loss_terms(batch, forward))
+
+    def _batch_loss_terms(self, batch: dict, forward: Callable[..., dict[str, Tensor]]) -> list[Tensor]:
         predictions = {}
         for inputs, names in self._inputs_by_task(batch):
             predictions.update(forward(inputs, names))
-        return self._task_losses(predictions, self._targets(batch))
+        return self._task_loss_terms(predictions, self._targets(batch))
 
-    def _task_losses(self, predictions: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> Tensor:
-        return torch.stack(
-            [
-                task.loss(task.align(predictions[name], targets[name]), targets[name])
-                for name, task in self.tasks.items()
-            ]
-        )
+    def _task_loss_terms(
+        self, predictions: Mapping[str, Tensor], targets: Mapping[str, Tensor]
+    ) -> list[Tensor]:
+        return [
+            task.loss(task.align(predictions[name], targets[name]), targets[name])
+            for name, task in self.tasks.items()
+        ]
 
     def _meta_update(self, losses: Tensor) -> None:
         """MOML's meta step: hypergradients of the validation losses after a virtual step of θ."""
@@ -276,7 +283,7 @@ class MTLModule(L.LightningModule):
     def _balanced_backward(
         self,
         losses: Tensor,
-        weighted: Tensor,
+        weighted: list[Tensor],
         total: Tensor,
         reps: list[Tensor] | None,
         leaves: list[Tensor] | None,
@@ -318,7 +325,7 @@ class MTLModule(L.LightningModule):
                 self.manual_backward(rep, gradient=(weight * grad).view_as(rep).to(rep.dtype))
         return True
 
-    def _last_layer_backward(self, losses: Tensor, weighted: Tensor, total: Tensor) -> bool:
+    def _last_layer_backward(self, losses: Tensor, weighted: list[Tensor], total: Tensor) -> bool:
         """Step 4 in ``last_layer`` mode: w from the Gram matrix of the per-task gradients on the last
         shared layer W (T cheap backward passes through the heads and W), then θ gets ∇_θ Σ_t w_t λ_t ℓ_t
         in one backward pass, as in GradNorm's Algorithm 1."""
@@ -331,7 +338,8 @@ class MTLModule(L.LightningModule):
         with torch.autocast(self.device.type, enabled=False):
             weights = self.grad_weighting.weights_from_gram(grads @ grads.T, losses.detach().float())
         self._loss_method_backward(total)
-        self.manual_backward((weights.to(weighted.dtype) * weighted).sum(), inputs=self._shared_parameters())
+        stacked = torch.stack(weighted)
+        self.manual_backward((weights.to(stacked.dtype) * stacked).sum(), inputs=self._shared_parameters())
         return True
 
     def _loss_method_backward(self, total: Tensor) -> None:

@@ -114,3 +114,19 @@ def test_bfloat16_representation_gives_float32_rows(batched):
     own = own_input_gradients(losses, [rep, rep])
     assert own.dtype == torch.float32
     torch.testing.assert_close(own, grads)
+
+
+def test_separate_loss_terms_run_each_head_backward_once():
+    """Rows from T separate scalars: the same G, and task t's pass runs only head t's backward."""
+    torch.manual_seed(0)
+    z = torch.randn(8, 3, requires_grad=True)
+    heads = [nn.Linear(3, 1) for _ in range(3)]
+    calls = [0, 0, 0]
+    for index, head in enumerate(heads):
+        head.register_full_backward_hook(lambda *_, index=index: calls.__setitem__(index, calls[index] + 1))
+    terms = [(head(z) ** 2).mean() for head in heads]
+    stacked = task_gradients(torch.stack(terms), [z])
+    assert calls == [3, 3, 3]  # every pass from a stacked vector runs every head
+    calls[:] = [0, 0, 0]
+    torch.testing.assert_close(task_gradients(terms, [z]), stacked)
+    assert calls == [1, 1, 1]

@@ -25,14 +25,18 @@ def flat_size(tensors: Sequence[Tensor]) -> int:
 
 
 def task_gradients(
-    losses: Tensor,
+    losses: Tensor | Sequence[Tensor],
     inputs: Sequence[Tensor],
     *,
     batched: bool = False,
     out: Tensor | None = None,
     accumulate: Sequence[Tensor] = (),
 ) -> Tensor:
-    """The Jacobian G ∈ R^{T×D} of the [T] vector ``losses`` w.r.t. ``inputs``, flattened and concatenated.
+    """The Jacobian G ∈ R^{T×D} of the T ``losses`` w.r.t. ``inputs``, flattened and concatenated.
+
+    Pass the losses as a sequence of T scalars where they were computed separately (each task's head on
+    z): task t's backward then runs through head t only. Rows taken from a stacked [T] vector run every
+    head's backward in every pass (with zero gradients for the others), T times the heads' work.
 
     The autograd graph of ``losses`` is retained, so a later backward (of the heads, or of z) can reuse it.
     Inputs a task does not depend on contribute zeros to that task's row. G is at least float32 (a bf16
@@ -43,20 +47,20 @@ def task_gradients(
     ``.grad`` from the same T backward passes, so that the step does not back-propagate through the heads
     a second time for their own gradients.
     """
-    if losses.dim() != 1:
-        raise ValueError(f"losses must be a [T] vector, got shape {tuple(losses.shape)}")
+    terms = _loss_terms(losses)
     inputs, accumulate = list(inputs), list(accumulate)
-    task_num, dim = losses.shape[0], flat_size(inputs)
+    task_num, dim, device = len(terms), flat_size(inputs), terms[0].device
     if out is None:
         dtype = torch.promote_types(inputs[0].dtype, torch.float32)
-        out = torch.empty(task_num, dim, device=losses.device, dtype=dtype)
+        out = torch.empty(task_num, dim, device=device, dtype=dtype)
     elif out.shape != (task_num, dim):
         raise ValueError(f"out must have shape {(task_num, dim)}, got {tuple(out.shape)}")
 
     if batched:
-        one_hot = torch.eye(task_num, device=losses.device, dtype=losses.dtype)
+        stacked = losses if isinstance(losses, Tensor) else torch.stack(terms)
+        one_hot = torch.eye(task_num, device=device, dtype=stacked.dtype)
         grads = torch.autograd.grad(
-            losses,
+            stacked,
             inputs + accumulate,
             grad_outputs=one_hot,
             is_grads_batched=True,
@@ -67,8 +71,8 @@ def task_gradients(
         _accumulate_grad(accumulate, [g.sum(dim=0) for g in grads[len(inputs) :]])
         return out
 
-    for task in range(task_num):
-        grads = torch.autograd.grad(losses[task], inputs + accumulate, retain_graph=True, allow_unused=True)
+    for task, term in enumerate(terms):
+        grads = torch.autograd.grad(term, inputs + accumulate, retain_graph=True, allow_unused=True)
         row = [_dense(g, x).reshape(-1) for g, x in zip(grads[: len(inputs)], inputs, strict=True)]
         torch.cat(row, out=out[task])
         _accumulate_grad(accumulate, grads[len(inputs) :])
@@ -76,12 +80,13 @@ def task_gradients(
 
 
 def own_input_gradients(
-    losses: Tensor, inputs: Sequence[Tensor], *, accumulate: Sequence[Tensor] = ()
+    losses: Tensor | Sequence[Tensor], inputs: Sequence[Tensor], *, accumulate: Sequence[Tensor] = ()
 ) -> Tensor:
     """[T, D] with row t = ∇_{inputs[t]} losses[t], flattened: each task's gradient w.r.t. its own input
     (multi-input data in rep mode, where every task has its own representation z_t of the same shape).
     ``accumulate`` as in ``task_gradients``."""
-    if len(inputs) != losses.shape[0] or len({tuple(x.shape) for x in inputs}) != 1:
+    terms = _loss_terms(losses)
+    if len(inputs) != len(terms) or len({tuple(x.shape) for x in inputs}) != 1:
         raise ValueError(
             "rep mode with one input per task needs one representation per task, all of one shape "
             f"(got {[tuple(x.shape) for x in inputs]}); use equal per-task batch sizes with drop_last, "
@@ -89,11 +94,23 @@ def own_input_gradients(
         )
     accumulate, rows = list(accumulate), []
     for task, rep in enumerate(inputs):
-        grads = torch.autograd.grad(losses[task], [rep, *accumulate], retain_graph=True, allow_unused=True)
+        grads = torch.autograd.grad(terms[task], [rep, *accumulate], retain_graph=True, allow_unused=True)
         rows.append(_dense(grads[0], rep).reshape(-1))
         _accumulate_grad(accumulate, grads[1:])
     grads = torch.stack(rows)
     return grads.to(torch.promote_types(grads.dtype, torch.float32))
+
+
+def _loss_terms(losses: Tensor | Sequence[Tensor]) -> list[Tensor]:
+    """The T scalar losses of a [T] vector or a sequence of scalars."""
+    if isinstance(losses, Tensor):
+        if losses.dim() != 1:
+            raise ValueError(f"losses must be a [T] vector, got shape {tuple(losses.shape)}")
+        return list(losses.unbind())
+    terms = list(losses)
+    if not terms or any(term.dim() != 0 for term in terms):
+        raise ValueError("losses must be a [T] vector or a sequence of T scalar losses")
+    return terms
 
 
 def _dense(grad: Tensor | None, like: Tensor) -> Tensor:
