@@ -36,7 +36,12 @@ from rw_mtl.arch.base import MTLArchitecture
 from rw_mtl.report.delta_p import delta_p
 from rw_mtl.tasks.base import Task
 from rw_mtl.weighting.base import GradWeighting, GramWeighting, LossWeighting
-from rw_mtl.weighting.jacobian import assign_flat_grad, own_input_gradients, task_gradients
+from rw_mtl.weighting.jacobian import (
+    accumulate_grad,
+    assign_flat_grad,
+    own_input_gradients,
+    task_gradients,
+)
 
 log = logging.getLogger(__name__)
 
@@ -349,10 +354,7 @@ class MTLModule(L.LightningModule):
         params = [p for p in self.loss_weighting.parameters() if p.requires_grad]
         if not params:
             return
-        grads = torch.autograd.grad(total, params, retain_graph=True, allow_unused=True)
-        for param, grad in zip(params, grads, strict=True):
-            if grad is not None:
-                param.grad = grad if param.grad is None else param.grad + grad
+        accumulate_grad(params, torch.autograd.grad(total, params, retain_graph=True, allow_unused=True))
 
     def _aggregate(self, grads: Tensor, losses: Tensor) -> Tensor:
         """d = aggregate(G). Data-parallel rep mode: G holds this rank's columns (its samples) only, so the

@@ -68,14 +68,14 @@ def task_gradients(
             materialize_grads=True,
         )
         torch.cat([g.reshape(task_num, -1) for g in grads[: len(inputs)]], dim=1, out=out)
-        _accumulate_grad(accumulate, [g.sum(dim=0) for g in grads[len(inputs) :]])
+        accumulate_grad(accumulate, [g.sum(dim=0) for g in grads[len(inputs) :]])
         return out
 
     for task, term in enumerate(terms):
         grads = torch.autograd.grad(term, inputs + accumulate, retain_graph=True, allow_unused=True)
         row = [_dense(g, x).reshape(-1) for g, x in zip(grads[: len(inputs)], inputs, strict=True)]
         torch.cat(row, out=out[task])
-        _accumulate_grad(accumulate, grads[len(inputs) :])
+        accumulate_grad(accumulate, grads[len(inputs) :])
     return out
 
 
@@ -96,7 +96,7 @@ def own_input_gradients(
     for task, rep in enumerate(inputs):
         grads = torch.autograd.grad(terms[task], [rep, *accumulate], retain_graph=True, allow_unused=True)
         rows.append(_dense(grads[0], rep).reshape(-1))
-        _accumulate_grad(accumulate, grads[1:])
+        accumulate_grad(accumulate, grads[1:])
     grads = torch.stack(rows)
     return grads.to(torch.promote_types(grads.dtype, torch.float32))
 
@@ -118,7 +118,7 @@ def _dense(grad: Tensor | None, like: Tensor) -> Tensor:
     return torch.zeros_like(like) if grad is None else grad
 
 
-def _accumulate_grad(params: Sequence[Tensor], grads: Sequence[Tensor | None]) -> None:
+def accumulate_grad(params: Sequence[Tensor], grads: Sequence[Tensor | None]) -> None:
     """p.grad += g for every g that is not None (p.grad = g where it is still None)."""
     for param, grad in zip(params, grads, strict=True):
         if grad is not None:
