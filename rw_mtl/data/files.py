@@ -11,19 +11,18 @@ class DatasetError(FileNotFoundError):
 
 def require_dir(path: Path, dataset: str, script: str) -> Path:
     """``path`` if it is a directory, else a DatasetError that says how to build it."""
-    if not path.is_dir():
-        raise DatasetError(
-            f"{dataset}: expected directory {path} does not exist. Build it with `python {script} --help` "
-            f"(layout in docs/datasets.md), or point paths.data_dir / RW_MTL_DATA_DIR at its parent."
-        )
-    return path
+    return _require(path, path.is_dir(), "directory", dataset, script)
 
 
 def require_file(path: Path, dataset: str, script: str) -> Path:
     """``path`` if it is a file, else a DatasetError that says how to build it."""
-    if not path.is_file():
+    return _require(path, path.is_file(), "file", dataset, script)
+
+
+def _require(path: Path, present: bool, kind: str, dataset: str, script: str) -> Path:
+    if not present:
         raise DatasetError(
-            f"{dataset}: expected file {path} does not exist. Build it with `python {script} --help` "
+            f"{dataset}: expected {kind} {path} does not exist. Build it with `python {script} --help` "
             f"(layout in docs/datasets.md), or point paths.data_dir / RW_MTL_DATA_DIR at its parent."
         )
     return path
