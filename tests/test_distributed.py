@@ -84,19 +84,29 @@ def _build(case: tuple[str, str, str], devices: int):
     return datamodule, build_module(cfg, datamodule.tasks)
 
 
-def _train(case: tuple[str, str, str], devices: int) -> dict[str, torch.Tensor]:
-    """Train ``case`` for STEPS steps on ``devices`` ranks; the final parameters and buffers."""
-    datamodule, module = _build(case, devices)
-    trainer = L.Trainer(
+def _cpu_trainer(devices: int, max_steps: int, **options) -> L.Trainer:
+    """A quiet CPU Trainer for ``max_steps`` training steps on ``devices`` gloo ranks (no validation,
+    no files)."""
+    return L.Trainer(
         accelerator="cpu",
         devices=devices,
         strategy=BalancedDDPStrategy(process_group_backend="gloo") if devices > 1 else "auto",
-        max_steps=STEPS,
+        max_steps=max_steps,
         limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        **options,
+    )
+
+
+def _train(case: tuple[str, str, str], devices: int) -> dict[str, torch.Tensor]:
+    """Train ``case`` for STEPS steps on ``devices`` ranks; the final parameters and buffers."""
+    datamodule, module = _build(case, devices)
+    trainer = _cpu_trainer(
+        devices,
+        STEPS,
         deterministic=True,
         use_distributed_sampler=False,  # Lightning's would shuffle the training data
     )
@@ -136,17 +146,7 @@ def _train_multi_input(case: tuple[str, str, str], data_overrides: list[str]) ->
     L.seed_everything(0)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule.tasks, multi_input=True)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy=BalancedDDPStrategy(process_group_backend="gloo"),
-        max_steps=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = _cpu_trainer(devices=2, max_steps=2)
     trainer.fit(module, datamodule=datamodule)
     return {**_last_weights(module), **{n: p.detach().clone() for n, p in module.named_parameters()}}
 
