@@ -6,3 +6,7 @@ loss- and gradient-balancing baselines, on a Lightning training loop driven by H
 """
 
 __version__ = "0.1.0"
+
+from rw_mtl.resolvers import register_resolvers
+
+register_resolvers()
