@@ -117,3 +117,21 @@ def test_moml_hypergradient_is_exact_for_the_one_step_unroll():
     torch.testing.assert_close(update, jacobian @ (beta @ hyper), atol=1e-7, rtol=1e-5)
     torch.testing.assert_close(method.weights(torch.ones(2)), weights)
     assert not method.weights(torch.ones(2)).requires_grad
+
+
+# ------------------------------------------------------------------------------------------------- GLS
+def test_gls_weights_are_the_gradient_of_the_geometric_mean():
+    # L = √(ℓ1 ℓ2) at (1, 4) is 2: ∂L/∂ℓ1 = √ℓ2 / (2√ℓ1) = 1, ∂L/∂ℓ2 = √ℓ1 / (2√ℓ2) = 1/4
+    torch.testing.assert_close(get("gls")(2).weights(T([1.0, 4.0])), T([1.0, 0.25]))
+    losses = T([0.5, 2.0, 8.0], dtype=torch.float64).requires_grad_(True)
+    (expected,) = torch.autograd.grad(losses.prod() ** (1 / 3), losses)
+    weights = get("gls")(3).weights(losses)
+    torch.testing.assert_close(weights, expected)  # L = 2: λ = 2 / (3 ℓ) = (4/3, 1/3, 1/12)
+    torch.testing.assert_close(weights, T([4 / 3, 1 / 3, 1 / 12], dtype=torch.float64))
+    assert not weights.requires_grad
+
+
+def test_gls_is_stable_for_forty_small_losses():
+    """(Π ℓ)^{1/40} of forty losses of 1e-3 underflows as a product (1e-120) but not as exp(mean log)."""
+    weights = get("gls")(40).weights(torch.full((40,), 1e-3))
+    torch.testing.assert_close(weights, torch.full((40,), 1 / 40))

@@ -22,6 +22,7 @@ from rw_mtl.weighting.grad.rgw import RGW
 from rw_mtl.weighting.grad.rotograd import RotoGrad
 from rw_mtl.weighting.loss.dwa import DWA
 from rw_mtl.weighting.loss.ew import EW
+from rw_mtl.weighting.loss.gls import GLS
 from rw_mtl.weighting.loss.imtl_l import IMTL_L
 from rw_mtl.weighting.loss.moml import MOML
 from rw_mtl.weighting.loss.rlw import RLW
@@ -34,6 +35,7 @@ LOSS_METHODS: dict[str, type[LossWeighting]] = {
     "dwa": DWA,
     "imtl_l": IMTL_L,
     "moml": MOML,
+    "gls": GLS,
 }
 
 GRAD_METHODS: dict[str, type[GradWeighting]] = {
