@@ -135,3 +135,57 @@ def test_gls_is_stable_for_forty_small_losses():
     """(Π ℓ)^{1/40} of forty losses of 1e-3 underflows as a product (1e-120) but not as exp(mean log)."""
     weights = get("gls")(40).weights(torch.full((40,), 1e-3))
     torch.testing.assert_close(weights, torch.full((40,), 1 / 40))
+
+
+# ------------------------------------------------------------------------------------------------ STCH
+def _stch_objective_gradient(losses, nadir, mu):
+    """∂/∂ℓ of T μ log Σ exp(log(ℓ/n + ε)/μ), the official objective after the warm-up."""
+    losses = losses.clone().requires_grad_(True)
+    objective = len(losses) * mu * torch.logsumexp(torch.log(losses / nadir + 1e-20) / mu, dim=0)
+    return torch.autograd.grad(objective, losses)[0]
+
+
+def test_stch_warms_up_on_log_losses_then_takes_the_nadir_and_the_smooth_max():
+    method = get("stch")(2, warmup_epoch=1)
+    losses = T([0.5, 2.0])
+    for epoch_mean in (T([3.0, 3.0]), T([1.0, 2.0])):  # epochs 0 and 1: Σ log ℓ, λ = 1/ℓ
+        torch.testing.assert_close(method.weights(losses), T([2.0, 0.5]))
+        method.epoch_end(epoch_mean)
+    torch.testing.assert_close(method.nadir, T([1.0, 2.0]))  # the mean losses of epoch warmup_epoch
+    # epoch 2: ℓ/n = (0.5, 1) → s = (1/3, 2/3), λ = T s / ℓ = (4/3, 2/3)
+    torch.testing.assert_close(method.weights(losses), T([4 / 3, 2 / 3]))
+    torch.testing.assert_close(method.weights(losses), _stch_objective_gradient(losses, T([1.0, 2.0]), 1.0))
+    method.epoch_end(T([9.0, 9.0]))  # later epochs leave the nadir alone
+    torch.testing.assert_close(method.nadir, T([1.0, 2.0]))
+
+
+def test_stch_mu_sharpens_the_smooth_max():
+    # μ = 0.5: s = softmax(2 log(ℓ/n)) = (0.25, 1) / 1.25 = (0.2, 0.8), λ = 2 s / ℓ = (0.8, 0.8)
+    method = get("stch")(2, mu=0.5, warmup_epoch=0)
+    method.epoch_end(T([1.0, 2.0]))
+    losses = T([0.5, 2.0])
+    torch.testing.assert_close(method.weights(losses), T([0.8, 0.8]))
+    torch.testing.assert_close(method.weights(losses), _stch_objective_gradient(losses, T([1.0, 2.0]), 0.5))
+
+
+def test_stch_warmup_epoch_sets_when_the_nadir_is_taken():
+    short, default = get("stch")(2, warmup_epoch=0), get("stch")(2)
+    assert default.warmup_epoch == 4
+    losses = T([0.5, 2.0])
+    for method in (short, default):
+        method.epoch_end(T([1.0, 2.0]))
+    torch.testing.assert_close(short.weights(losses), T([4 / 3, 2 / 3]))  # past its warm-up
+    torch.testing.assert_close(default.weights(losses), T([2.0, 0.5]))  # still warming up
+    torch.testing.assert_close(default.nadir, T([1.0, 1.0]))  # not taken yet
+
+
+def test_stch_state_survives_a_checkpoint_and_bad_settings_name_the_key():
+    method = get("stch")(2, warmup_epoch=0)
+    method.epoch_end(T([1.0, 2.0]))
+    restored = get("stch")(2, warmup_epoch=0)
+    restored.load_state_dict(method.state_dict())
+    torch.testing.assert_close(restored.weights(T([0.5, 2.0])), method.weights(T([0.5, 2.0])))
+    with pytest.raises(ValueError, match="weighting.loss.hparams.mu"):
+        get("stch")(2, mu=0.0)
+    with pytest.raises(ValueError, match="weighting.loss.hparams.warmup_epoch"):
+        get("stch")(2, warmup_epoch=-1)

@@ -26,6 +26,7 @@ from rw_mtl.weighting.loss.gls import GLS
 from rw_mtl.weighting.loss.imtl_l import IMTL_L
 from rw_mtl.weighting.loss.moml import MOML
 from rw_mtl.weighting.loss.rlw import RLW
+from rw_mtl.weighting.loss.stch import STCH
 from rw_mtl.weighting.loss.uw import UW
 
 LOSS_METHODS: dict[str, type[LossWeighting]] = {
@@ -36,6 +37,7 @@ LOSS_METHODS: dict[str, type[LossWeighting]] = {
     "imtl_l": IMTL_L,
     "moml": MOML,
     "gls": GLS,
+    "stch": STCH,
 }
 
 GRAD_METHODS: dict[str, type[GradWeighting]] = {
