@@ -189,3 +189,75 @@ def test_stch_state_survives_a_checkpoint_and_bad_settings_name_the_key():
         get("stch")(2, mu=0.0)
     with pytest.raises(ValueError, match="weighting.loss.hparams.warmup_epoch"):
         get("stch")(2, warmup_epoch=-1)
+
+
+# ------------------------------------------------------------------------------------------------ FAMO
+def _famo_context(before, after, skipped=None):
+    from rw_mtl.weighting.interface import StepContext
+
+    return StepContext(losses=before, recompute_losses=lambda: after, step=0, skipped=skipped)
+
+
+def test_famo_weights_are_the_gradient_of_its_log_objective():
+    # ξ = 0: z = (½, ½); ℓ = (1, 4): c = ½ + ⅛ = 0.625, λ = z / (c ℓ) = (0.8, 0.2)
+    method = get("famo")(2)
+    losses = T([1.0, 4.0])
+    torch.testing.assert_close(method.weights(losses), T([0.8, 0.2]))
+    with torch.no_grad():
+        method.logits.copy_(T([0.3, -0.4]))
+    leaf = losses.clone().requires_grad_(True)
+    z = torch.softmax(method.logits, 0)
+    c = (z / (losses + 1e-8)).sum()
+    (expected,) = torch.autograd.grad((z / c * torch.log(leaf + 1e-8)).sum(), leaf)
+    torch.testing.assert_close(method.weights(losses), expected)
+
+
+def test_famo_first_update_favours_the_task_that_improved_less():
+    # δ = (log 2, 0); Jᵀδ = z ⊙ (δ − z·δ) = (+, −) log 2 / 4; Adam's first step is lr · sign: ξ = (−lr, +lr)
+    method = get("famo")(2)
+    method.after_step(_famo_context(T([1.0, 4.0]), T([0.5, 4.0])))
+    torch.testing.assert_close(method.logits, T([-0.025, 0.025]))
+    torch.testing.assert_close(method.weights(T([1.0, 1.0])), torch.softmax(T([-0.025, 0.025]), 0))
+
+
+FAMO_LOSS_SEQUENCE = [T([2.0, 1.0, 0.5]), T([1.5, 0.9, 0.5]), T([1.4, 0.5, 0.45]), T([1.0, 0.45, 0.44])]
+
+
+def _famo_logits(learning_rate: float, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """ξ after three updates (float64), and the official update's: Adam(ξ, lr, weight_decay=γ) stepping
+    on ∂softmax(ξ)/∂ξ ᵀ δ."""
+    method = get("famo")(3, learning_rate=learning_rate, gamma=gamma).double()
+    reference = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.Adam([reference], lr=learning_rate, weight_decay=gamma)
+    sequence = [losses.double() for losses in FAMO_LOSS_SEQUENCE]
+    for before, after in zip(sequence, sequence[1:], strict=False):
+        method.after_step(_famo_context(before, after))
+        delta = torch.log(before + 1e-8) - torch.log(after + 1e-8)
+        (reference.grad,) = torch.autograd.grad(torch.softmax(reference, 0), reference, delta)
+        optimizer.step()
+    return method.logits, reference.detach()
+
+
+@pytest.mark.parametrize(("learning_rate", "gamma"), [(0.025, 0.01), (0.1, 0.01), (0.025, 0.5)])
+def test_famo_updates_equal_torch_adam_on_the_official_gradient(learning_rate, gamma):
+    logits, reference = _famo_logits(learning_rate, gamma)
+    torch.testing.assert_close(logits, reference, atol=1e-12, rtol=1e-10)
+
+
+def test_famo_learning_rate_and_gamma_change_the_logits():
+    default = _famo_logits(0.025, 0.01)[0]
+    faster, decayed = _famo_logits(0.1, 0.01)[0], _famo_logits(0.025, 0.5)[0]
+    # three Adam steps of size ≈ lr: the logits scale with lr; strong decay pulls them towards 0
+    assert faster.abs().sum() > 3 * default.abs().sum()
+    assert decayed.abs().sum() < default.abs().sum()
+
+
+def test_famo_keeps_its_state_when_the_step_was_skipped():
+    method = get("famo")(2)
+    method.after_step(_famo_context(T([1.0, 4.0]), T([0.5, 4.0])))
+    state = {name: value.clone() for name, value in method.state_dict().items()}
+    method.after_step(_famo_context(T([1.0, 4.0]), T([1.0, 2.0]), skipped=torch.tensor(True)))
+    for name, value in method.state_dict().items():
+        assert torch.equal(value, state[name]), name
+    method.after_step(_famo_context(T([1.0, 4.0]), T([1.0, 2.0]), skipped=torch.tensor(False)))
+    assert not torch.equal(method.logits, state["logits"])

@@ -22,6 +22,7 @@ from rw_mtl.weighting.grad.rgw import RGW
 from rw_mtl.weighting.grad.rotograd import RotoGrad
 from rw_mtl.weighting.loss.dwa import DWA
 from rw_mtl.weighting.loss.ew import EW
+from rw_mtl.weighting.loss.famo import FAMO
 from rw_mtl.weighting.loss.gls import GLS
 from rw_mtl.weighting.loss.imtl_l import IMTL_L
 from rw_mtl.weighting.loss.moml import MOML
@@ -38,6 +39,7 @@ LOSS_METHODS: dict[str, type[LossWeighting]] = {
     "moml": MOML,
     "gls": GLS,
     "stch": STCH,
+    "famo": FAMO,
 }
 
 GRAD_METHODS: dict[str, type[GradWeighting]] = {
