@@ -261,3 +261,71 @@ def test_famo_keeps_its_state_when_the_step_was_skipped():
         assert torch.equal(value, state[name]), name
     method.after_step(_famo_context(T([1.0, 4.0]), T([1.0, 2.0]), skipped=torch.tensor(False)))
     assert not torch.equal(method.logits, state["logits"])
+
+
+# ------------------------------------------------------------------------------------ ExcessMTL (G side)
+def _excess_risk_reference(steps, step_size):
+    """LibMTL's loop, written out: AdaGrad accumulators, E_t = g_t · g_t / √(Σg² + 1e-7), w ← w e^{η E/E(0)}
+    renormalised to Σ w = T from the second step on."""
+    squared, weights, initial, directions = torch.zeros_like(steps[0]), torch.ones(len(steps[0])), None, []
+    for grads in steps:
+        squared = squared + grads**2
+        risk = (grads * grads / torch.sqrt(squared + 1e-7)).sum(dim=1)
+        if initial is None:
+            initial = risk
+        else:
+            weights = weights * torch.exp(step_size * risk / initial)
+            weights = weights / weights.sum() * len(weights)
+        directions.append(weights @ grads)
+    return weights, directions
+
+
+def test_excess_mtl_two_tasks_hand_computed():
+    # step 1: E(0) = (1²/1, 2²/2) = (1, 2), w = (1, 1); step 2: Σg² = (2, 5), E = (1/√2, 1/√5),
+    # w ∝ (e^{0.01/√2}, e^{0.01/(2√5)}) with Σ w = 2
+    method = get("excess_mtl")(2)
+    torch.testing.assert_close(method.aggregate(T([[1.0, 0.0], [0.0, 2.0]])), T([1.0, 2.0]))
+    direction = method.aggregate(T([[1.0, 0.0], [0.0, 1.0]]))
+    grown = T([math.exp(0.01 / math.sqrt(2)), math.exp(0.01 / (2 * math.sqrt(5)))])
+    torch.testing.assert_close(method.last_weights, 2 * grown / grown.sum(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(method.last_weights, T([1.002417, 0.997583]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(direction, method.last_weights)
+
+
+@pytest.mark.parametrize("step_size", [1e-2, 0.5])
+def test_excess_mtl_follows_the_reference_loop_and_its_step_size(step_size):
+    generator = torch.Generator().manual_seed(0)
+    steps = [torch.randn(3, 6, generator=generator) * scale for scale in (1.0, 0.5, 2.0, 0.1)]
+    method = get("excess_mtl")(3, robust_step_size=step_size)
+    directions = [method.aggregate(grads) for grads in steps]
+    weights, expected = _excess_risk_reference(steps, step_size)
+    torch.testing.assert_close(method.last_weights, weights)
+    torch.testing.assert_close(torch.stack(directions), torch.stack(expected))
+    assert (weights - 1).abs().max() > (0.2 if step_size == 0.5 else 0.003)
+
+
+def test_excess_mtl_rep_mode_sums_the_samples_gradients():
+    """Rows of per-sample gradients w.r.t. z ([T, N·F]) enter the statistics summed over the N samples."""
+    from rw_mtl.weighting.interface import TaskGradients
+
+    generator = torch.Generator().manual_seed(1)
+    per_sample = [torch.randn(2, 4, 3, generator=generator) for _ in range(2)]  # [T, N, F]
+    method = get("excess_mtl")(2, robust_step_size=0.5)
+    for grads in per_sample:
+        method(TaskGradients(grads.flatten(1), sample_shape=(3,)))
+    weights, _ = _excess_risk_reference([grads.sum(dim=1) for grads in per_sample], 0.5)
+    torch.testing.assert_close(method.last_weights, weights)
+
+
+def test_excess_mtl_state_survives_a_checkpoint():
+    generator = torch.Generator().manual_seed(2)
+    steps = [torch.randn(2, 5, generator=generator) for _ in range(3)]
+    method = get("excess_mtl")(2, robust_step_size=0.5)
+    for grads in steps[:2]:
+        method.aggregate(grads)
+    restored = get("excess_mtl")(2, robust_step_size=0.5)
+    restored.load_state_dict(method.state_dict())
+    assert restored.squared_sum.shape == (2, 5)
+    torch.testing.assert_close(restored.aggregate(steps[2]), method.aggregate(steps[2]))
+    with pytest.raises(ValueError, match="weighting.grad.mode"):
+        method.aggregate(torch.ones(2, 4))
