@@ -329,3 +329,54 @@ def test_excess_mtl_state_survives_a_checkpoint():
     torch.testing.assert_close(restored.aggregate(steps[2]), method.aggregate(steps[2]))
     with pytest.raises(ValueError, match="weighting.grad.mode"):
         method.aggregate(torch.ones(2, 4))
+
+
+# ------------------------------------------------------------------------------------------ DB-MTL (G side)
+DB_STEPS = [(T([[2.0, 0.0], [0.0, 1.0]]), T([1.0, 0.5])), (T([[3.0, 0.0], [0.0, 1.0]]), T([1.0, 1.0]))]
+
+
+def _db_mtl_directions(**hparams):
+    method = get("db_mtl")(2, **hparams)
+    return [method.aggregate(grads, losses) for grads, losses in DB_STEPS]
+
+
+def test_db_mtl_two_tasks_hand_computed():
+    # step 1: log-loss rows g/ℓ = (2, 0), (0, 2); average 0.1 × rows; equal norms: d = (0.2, 0.2)
+    # step 2: rows (3, 0), (0, 1); average 0.9 × previous + 0.1 × rows = (0.48, 0), (0, 0.28);
+    #         the second scaled by 0.48 / 0.28 to the first's norm: d = (0.48, 0.48)
+    first, second = _db_mtl_directions()
+    torch.testing.assert_close(first, T([0.2, 0.2]))
+    torch.testing.assert_close(second, T([0.48, 0.48]))
+
+
+def test_db_mtl_beta_and_beta_sigma_change_the_average():
+    # β = 0.5: averages (1, 0), (0, 1) then (2, 0), (0, 1) → d = (2, 2)
+    torch.testing.assert_close(_db_mtl_directions(beta=0.5)[1], T([2.0, 2.0]))
+    # σ = 1: β_2 = 0.9 / 2: average 0.45 × (0.2, 0.2) + 0.55 × (3, 1) = (1.74, 0.64) → d = (1.74, 1.74)
+    torch.testing.assert_close(_db_mtl_directions(beta_sigma=1.0)[1], T([1.74, 1.74]))
+
+
+def test_db_mtl_rows_are_log_loss_gradients():
+    """g_t / (ℓ_t + 1e-8) = ∇ log(ℓ_t + 1e-8): one step of a two-task quadratic, checked with autograd."""
+    theta = T([0.3, -1.2, 0.7], dtype=torch.float64, requires_grad=True)
+    losses = torch.stack([(theta**2).sum(), ((theta - 1) ** 2).sum() * 3])
+    grads = torch.stack([torch.autograd.grad(loss, theta, retain_graph=True)[0] for loss in losses])
+    logs = torch.stack(
+        [torch.autograd.grad(torch.log(loss + 1e-8), theta, retain_graph=True)[0] for loss in losses]
+    )
+    direction = get("db_mtl")(2).double().aggregate(grads, losses.detach())
+    average = 0.1 * logs
+    norms = average.norm(dim=1)
+    torch.testing.assert_close(direction, (norms.max() / (norms + 1e-8)) @ average)
+
+
+def test_db_mtl_refuses_rep_mode_and_needs_losses():
+    from rw_mtl.weighting.interface import TaskGradients
+
+    method = get("db_mtl")(2)
+    with pytest.raises(ValueError, match="weighting.grad.mode=param"):
+        method(TaskGradients(torch.ones(2, 6), sample_shape=(3,)), torch.ones(2))
+    with pytest.raises(ValueError, match="losses"):
+        method.aggregate(torch.ones(2, 6))
+    with pytest.raises(ValueError, match="weighting.grad.hparams.beta"):
+        get("db_mtl")(2, beta=1.0)

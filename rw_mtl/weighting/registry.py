@@ -12,6 +12,7 @@ import importlib
 
 from rw_mtl.weighting.base import GradWeighting, LossWeighting
 from rw_mtl.weighting.grad.cagrad import CAGrad
+from rw_mtl.weighting.grad.db_mtl import DB_MTL
 from rw_mtl.weighting.grad.excess_mtl import ExcessMTL
 from rw_mtl.weighting.grad.graddrop import GradDrop
 from rw_mtl.weighting.grad.gradnorm import GradNorm
@@ -54,6 +55,7 @@ GRAD_METHODS: dict[str, type[GradWeighting]] = {
     "cagrad": CAGrad,
     "rotograd": RotoGrad,
     "excess_mtl": ExcessMTL,
+    "db_mtl": DB_MTL,
 }
 
 # The config choice `weighting/grad=none` means "no gradient balancing": plain backward of Σ λ_t ℓ_t.
