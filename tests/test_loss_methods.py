@@ -117,3 +117,266 @@ def test_moml_hypergradient_is_exact_for_the_one_step_unroll():
     torch.testing.assert_close(update, jacobian @ (beta @ hyper), atol=1e-7, rtol=1e-5)
     torch.testing.assert_close(method.weights(torch.ones(2)), weights)
     assert not method.weights(torch.ones(2)).requires_grad
+
+
+# ------------------------------------------------------------------------------------------------- GLS
+def test_gls_weights_are_the_gradient_of_the_geometric_mean():
+    # L = √(ℓ1 ℓ2) at (1, 4) is 2: ∂L/∂ℓ1 = √ℓ2 / (2√ℓ1) = 1, ∂L/∂ℓ2 = √ℓ1 / (2√ℓ2) = 1/4
+    torch.testing.assert_close(get("gls")(2).weights(T([1.0, 4.0])), T([1.0, 0.25]))
+    losses = T([0.5, 2.0, 8.0], dtype=torch.float64).requires_grad_(True)
+    (expected,) = torch.autograd.grad(losses.prod() ** (1 / 3), losses)
+    weights = get("gls")(3).weights(losses)
+    torch.testing.assert_close(weights, expected)  # L = 2: λ = 2 / (3 ℓ) = (4/3, 1/3, 1/12)
+    torch.testing.assert_close(weights, T([4 / 3, 1 / 3, 1 / 12], dtype=torch.float64))
+    assert not weights.requires_grad
+
+
+def test_gls_is_stable_for_forty_small_losses():
+    """(Π ℓ)^{1/40} of forty losses of 1e-3 underflows as a product (1e-120) but not as exp(mean log)."""
+    weights = get("gls")(40).weights(torch.full((40,), 1e-3))
+    torch.testing.assert_close(weights, torch.full((40,), 1 / 40))
+
+
+# ------------------------------------------------------------------------------------------------ STCH
+def _stch_objective_gradient(losses, nadir, mu):
+    """∂/∂ℓ of T μ log Σ exp(log(ℓ/n + ε)/μ), the official objective after the warm-up."""
+    losses = losses.clone().requires_grad_(True)
+    objective = len(losses) * mu * torch.logsumexp(torch.log(losses / nadir + 1e-20) / mu, dim=0)
+    return torch.autograd.grad(objective, losses)[0]
+
+
+def test_stch_warms_up_on_log_losses_then_takes_the_nadir_and_the_smooth_max():
+    method = get("stch")(2, warmup_epoch=1)
+    losses = T([0.5, 2.0])
+    for epoch_mean in (T([3.0, 3.0]), T([1.0, 2.0])):  # epochs 0 and 1: Σ log ℓ, λ = 1/ℓ
+        torch.testing.assert_close(method.weights(losses), T([2.0, 0.5]))
+        method.epoch_end(epoch_mean)
+    torch.testing.assert_close(method.nadir, T([1.0, 2.0]))  # the mean losses of epoch warmup_epoch
+    # epoch 2: ℓ/n = (0.5, 1) → s = (1/3, 2/3), λ = T s / ℓ = (4/3, 2/3)
+    torch.testing.assert_close(method.weights(losses), T([4 / 3, 2 / 3]))
+    torch.testing.assert_close(method.weights(losses), _stch_objective_gradient(losses, T([1.0, 2.0]), 1.0))
+    method.epoch_end(T([9.0, 9.0]))  # later epochs leave the nadir alone
+    torch.testing.assert_close(method.nadir, T([1.0, 2.0]))
+
+
+def test_stch_mu_sharpens_the_smooth_max():
+    # μ = 0.5: s = softmax(2 log(ℓ/n)) = (0.25, 1) / 1.25 = (0.2, 0.8), λ = 2 s / ℓ = (0.8, 0.8)
+    method = get("stch")(2, mu=0.5, warmup_epoch=0)
+    method.epoch_end(T([1.0, 2.0]))
+    losses = T([0.5, 2.0])
+    torch.testing.assert_close(method.weights(losses), T([0.8, 0.8]))
+    torch.testing.assert_close(method.weights(losses), _stch_objective_gradient(losses, T([1.0, 2.0]), 0.5))
+
+
+def test_stch_warmup_epoch_sets_when_the_nadir_is_taken():
+    short, default = get("stch")(2, warmup_epoch=0), get("stch")(2)
+    assert default.warmup_epoch == 4
+    losses = T([0.5, 2.0])
+    for method in (short, default):
+        method.epoch_end(T([1.0, 2.0]))
+    torch.testing.assert_close(short.weights(losses), T([4 / 3, 2 / 3]))  # past its warm-up
+    torch.testing.assert_close(default.weights(losses), T([2.0, 0.5]))  # still warming up
+    torch.testing.assert_close(default.nadir, T([1.0, 1.0]))  # not taken yet
+
+
+def test_stch_state_survives_a_checkpoint_and_bad_settings_name_the_key():
+    method = get("stch")(2, warmup_epoch=0)
+    method.epoch_end(T([1.0, 2.0]))
+    restored = get("stch")(2, warmup_epoch=0)
+    restored.load_state_dict(method.state_dict())
+    torch.testing.assert_close(restored.weights(T([0.5, 2.0])), method.weights(T([0.5, 2.0])))
+    with pytest.raises(ValueError, match="weighting.loss.hparams.mu"):
+        get("stch")(2, mu=0.0)
+    with pytest.raises(ValueError, match="weighting.loss.hparams.warmup_epoch"):
+        get("stch")(2, warmup_epoch=-1)
+
+
+# ------------------------------------------------------------------------------------------------ FAMO
+def _famo_context(before, after, skipped=None):
+    from rw_mtl.weighting.interface import StepContext
+
+    return StepContext(losses=before, recompute_losses=lambda: after, step=0, skipped=skipped)
+
+
+def test_famo_weights_are_the_gradient_of_its_log_objective():
+    # ξ = 0: z = (½, ½); ℓ = (1, 4): c = ½ + ⅛ = 0.625, λ = z / (c ℓ) = (0.8, 0.2)
+    method = get("famo")(2)
+    losses = T([1.0, 4.0])
+    torch.testing.assert_close(method.weights(losses), T([0.8, 0.2]))
+    with torch.no_grad():
+        method.logits.copy_(T([0.3, -0.4]))
+    leaf = losses.clone().requires_grad_(True)
+    z = torch.softmax(method.logits, 0)
+    c = (z / (losses + 1e-8)).sum()
+    (expected,) = torch.autograd.grad((z / c * torch.log(leaf + 1e-8)).sum(), leaf)
+    torch.testing.assert_close(method.weights(losses), expected)
+
+
+def test_famo_first_update_favours_the_task_that_improved_less():
+    # δ = (log 2, 0); Jᵀδ = z ⊙ (δ − z·δ) = (+, −) log 2 / 4; Adam's first step is lr · sign: ξ = (−lr, +lr)
+    method = get("famo")(2)
+    method.after_step(_famo_context(T([1.0, 4.0]), T([0.5, 4.0])))
+    torch.testing.assert_close(method.logits, T([-0.025, 0.025]))
+    torch.testing.assert_close(method.weights(T([1.0, 1.0])), torch.softmax(T([-0.025, 0.025]), 0))
+
+
+FAMO_LOSS_SEQUENCE = [T([2.0, 1.0, 0.5]), T([1.5, 0.9, 0.5]), T([1.4, 0.5, 0.45]), T([1.0, 0.45, 0.44])]
+
+
+def _famo_logits(learning_rate: float, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """ξ after three updates (float64), and the official update's: Adam(ξ, lr, weight_decay=γ) stepping
+    on ∂softmax(ξ)/∂ξ ᵀ δ."""
+    method = get("famo")(3, learning_rate=learning_rate, gamma=gamma).double()
+    reference = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.Adam([reference], lr=learning_rate, weight_decay=gamma)
+    sequence = [losses.double() for losses in FAMO_LOSS_SEQUENCE]
+    for before, after in zip(sequence, sequence[1:], strict=False):
+        method.after_step(_famo_context(before, after))
+        delta = torch.log(before + 1e-8) - torch.log(after + 1e-8)
+        (reference.grad,) = torch.autograd.grad(torch.softmax(reference, 0), reference, delta)
+        optimizer.step()
+    return method.logits, reference.detach()
+
+
+@pytest.mark.parametrize(("learning_rate", "gamma"), [(0.025, 0.01), (0.1, 0.01), (0.025, 0.5)])
+def test_famo_updates_equal_torch_adam_on_the_official_gradient(learning_rate, gamma):
+    logits, reference = _famo_logits(learning_rate, gamma)
+    torch.testing.assert_close(logits, reference, atol=1e-12, rtol=1e-10)
+
+
+def test_famo_learning_rate_and_gamma_change_the_logits():
+    default = _famo_logits(0.025, 0.01)[0]
+    faster, decayed = _famo_logits(0.1, 0.01)[0], _famo_logits(0.025, 0.5)[0]
+    # three Adam steps of size ≈ lr: the logits scale with lr; strong decay pulls them towards 0
+    assert faster.abs().sum() > 3 * default.abs().sum()
+    assert decayed.abs().sum() < default.abs().sum()
+
+
+def test_famo_keeps_its_state_when_the_step_was_skipped():
+    method = get("famo")(2)
+    method.after_step(_famo_context(T([1.0, 4.0]), T([0.5, 4.0])))
+    state = {name: value.clone() for name, value in method.state_dict().items()}
+    method.after_step(_famo_context(T([1.0, 4.0]), T([1.0, 2.0]), skipped=torch.tensor(True)))
+    for name, value in method.state_dict().items():
+        assert torch.equal(value, state[name]), name
+    method.after_step(_famo_context(T([1.0, 4.0]), T([1.0, 2.0]), skipped=torch.tensor(False)))
+    assert not torch.equal(method.logits, state["logits"])
+
+
+# ------------------------------------------------------------------------------------ ExcessMTL (G side)
+def _excess_risk_reference(steps, step_size):
+    """LibMTL's loop, written out: AdaGrad accumulators, E_t = g_t · g_t / √(Σg² + 1e-7), w ← w e^{η E/E(0)}
+    renormalised to Σ w = T from the second step on."""
+    squared, weights, initial, directions = torch.zeros_like(steps[0]), torch.ones(len(steps[0])), None, []
+    for grads in steps:
+        squared = squared + grads**2
+        risk = (grads * grads / torch.sqrt(squared + 1e-7)).sum(dim=1)
+        if initial is None:
+            initial = risk
+        else:
+            weights = weights * torch.exp(step_size * risk / initial)
+            weights = weights / weights.sum() * len(weights)
+        directions.append(weights @ grads)
+    return weights, directions
+
+
+def test_excess_mtl_two_tasks_hand_computed():
+    # step 1: E(0) = (1²/1, 2²/2) = (1, 2), w = (1, 1); step 2: Σg² = (2, 5), E = (1/√2, 1/√5),
+    # w ∝ (e^{0.01/√2}, e^{0.01/(2√5)}) with Σ w = 2
+    method = get("excess_mtl")(2)
+    torch.testing.assert_close(method.aggregate(T([[1.0, 0.0], [0.0, 2.0]])), T([1.0, 2.0]))
+    direction = method.aggregate(T([[1.0, 0.0], [0.0, 1.0]]))
+    grown = T([math.exp(0.01 / math.sqrt(2)), math.exp(0.01 / (2 * math.sqrt(5)))])
+    torch.testing.assert_close(method.last_weights, 2 * grown / grown.sum(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(method.last_weights, T([1.002417, 0.997583]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(direction, method.last_weights)
+
+
+@pytest.mark.parametrize("step_size", [1e-2, 0.5])
+def test_excess_mtl_follows_the_reference_loop_and_its_step_size(step_size):
+    generator = torch.Generator().manual_seed(0)
+    steps = [torch.randn(3, 6, generator=generator) * scale for scale in (1.0, 0.5, 2.0, 0.1)]
+    method = get("excess_mtl")(3, robust_step_size=step_size)
+    directions = [method.aggregate(grads) for grads in steps]
+    weights, expected = _excess_risk_reference(steps, step_size)
+    torch.testing.assert_close(method.last_weights, weights)
+    torch.testing.assert_close(torch.stack(directions), torch.stack(expected))
+    assert (weights - 1).abs().max() > (0.2 if step_size == 0.5 else 0.003)
+
+
+def test_excess_mtl_rep_mode_sums_the_samples_gradients():
+    """Rows of per-sample gradients w.r.t. z ([T, N·F]) enter the statistics summed over the N samples."""
+    from rw_mtl.weighting.interface import TaskGradients
+
+    generator = torch.Generator().manual_seed(1)
+    per_sample = [torch.randn(2, 4, 3, generator=generator) for _ in range(2)]  # [T, N, F]
+    method = get("excess_mtl")(2, robust_step_size=0.5)
+    for grads in per_sample:
+        method(TaskGradients(grads.flatten(1), sample_shape=(3,)))
+    weights, _ = _excess_risk_reference([grads.sum(dim=1) for grads in per_sample], 0.5)
+    torch.testing.assert_close(method.last_weights, weights)
+
+
+def test_excess_mtl_state_survives_a_checkpoint():
+    generator = torch.Generator().manual_seed(2)
+    steps = [torch.randn(2, 5, generator=generator) for _ in range(3)]
+    method = get("excess_mtl")(2, robust_step_size=0.5)
+    for grads in steps[:2]:
+        method.aggregate(grads)
+    restored = get("excess_mtl")(2, robust_step_size=0.5)
+    restored.load_state_dict(method.state_dict())
+    assert restored.squared_sum.shape == (2, 5)
+    torch.testing.assert_close(restored.aggregate(steps[2]), method.aggregate(steps[2]))
+    with pytest.raises(ValueError, match="weighting.grad.mode"):
+        method.aggregate(torch.ones(2, 4))
+
+
+# ------------------------------------------------------------------------------------------ DB-MTL (G side)
+DB_STEPS = [(T([[2.0, 0.0], [0.0, 1.0]]), T([1.0, 0.5])), (T([[3.0, 0.0], [0.0, 1.0]]), T([1.0, 1.0]))]
+
+
+def _db_mtl_directions(**hparams):
+    method = get("db_mtl")(2, **hparams)
+    return [method.aggregate(grads, losses) for grads, losses in DB_STEPS]
+
+
+def test_db_mtl_two_tasks_hand_computed():
+    # step 1: log-loss rows g/ℓ = (2, 0), (0, 2); average 0.1 × rows; equal norms: d = (0.2, 0.2)
+    # step 2: rows (3, 0), (0, 1); average 0.9 × previous + 0.1 × rows = (0.48, 0), (0, 0.28);
+    #         the second scaled by 0.48 / 0.28 to the first's norm: d = (0.48, 0.48)
+    first, second = _db_mtl_directions()
+    torch.testing.assert_close(first, T([0.2, 0.2]))
+    torch.testing.assert_close(second, T([0.48, 0.48]))
+
+
+def test_db_mtl_beta_and_beta_sigma_change_the_average():
+    # β = 0.5: averages (1, 0), (0, 1) then (2, 0), (0, 1) → d = (2, 2)
+    torch.testing.assert_close(_db_mtl_directions(beta=0.5)[1], T([2.0, 2.0]))
+    # σ = 1: β_2 = 0.9 / 2: average 0.45 × (0.2, 0.2) + 0.55 × (3, 1) = (1.74, 0.64) → d = (1.74, 1.74)
+    torch.testing.assert_close(_db_mtl_directions(beta_sigma=1.0)[1], T([1.74, 1.74]))
+
+
+def test_db_mtl_rows_are_log_loss_gradients():
+    """g_t / (ℓ_t + 1e-8) = ∇ log(ℓ_t + 1e-8): one step of a two-task quadratic, checked with autograd."""
+    theta = T([0.3, -1.2, 0.7], dtype=torch.float64, requires_grad=True)
+    losses = torch.stack([(theta**2).sum(), ((theta - 1) ** 2).sum() * 3])
+    grads = torch.stack([torch.autograd.grad(loss, theta, retain_graph=True)[0] for loss in losses])
+    logs = torch.stack(
+        [torch.autograd.grad(torch.log(loss + 1e-8), theta, retain_graph=True)[0] for loss in losses]
+    )
+    direction = get("db_mtl")(2).double().aggregate(grads, losses.detach())
+    average = 0.1 * logs
+    norms = average.norm(dim=1)
+    torch.testing.assert_close(direction, (norms.max() / (norms + 1e-8)) @ average)
+
+
+def test_db_mtl_refuses_rep_mode_and_needs_losses():
+    from rw_mtl.weighting.interface import TaskGradients
+
+    method = get("db_mtl")(2)
+    with pytest.raises(ValueError, match="weighting.grad.mode=param"):
+        method(TaskGradients(torch.ones(2, 6), sample_shape=(3,)), torch.ones(2))
+    with pytest.raises(ValueError, match="losses"):
+        method.aggregate(torch.ones(2, 6))
+    with pytest.raises(ValueError, match="weighting.grad.hparams.beta"):
+        get("db_mtl")(2, beta=1.0)

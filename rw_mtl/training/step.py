@@ -97,9 +97,13 @@ class BalancedStep:
         return _Forward(self._loss_terms(predictions, targets), reps, leaves)
 
     def recompute_losses(self, batch: dict) -> Tensor:
-        """[T] losses of ``batch`` with the current model, without a graph (``StepContext``)."""
+        """[T] losses of ``batch`` with the current model, without a graph (``StepContext``); with
+        data-parallel ranks their means over the ranks, like the step's own losses."""
         with torch.no_grad():
-            return torch.stack(self.batch_losses(batch)).detach()
+            losses = torch.stack(self.batch_losses(batch)).detach()
+        if self.module.data_parallel:
+            distributed.mean_over_ranks_(losses)
+        return losses
 
     # --------------------------------------------------------------------------------------------- step
     def __call__(self, batch: dict) -> StepResult:

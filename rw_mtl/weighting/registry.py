@@ -12,6 +12,8 @@ import importlib
 
 from rw_mtl.weighting.base import GradWeighting, LossWeighting
 from rw_mtl.weighting.grad.cagrad import CAGrad
+from rw_mtl.weighting.grad.db_mtl import DB_MTL
+from rw_mtl.weighting.grad.excess_mtl import ExcessMTL
 from rw_mtl.weighting.grad.graddrop import GradDrop
 from rw_mtl.weighting.grad.gradnorm import GradNorm
 from rw_mtl.weighting.grad.gradvac import GradVac
@@ -22,9 +24,12 @@ from rw_mtl.weighting.grad.rgw import RGW
 from rw_mtl.weighting.grad.rotograd import RotoGrad
 from rw_mtl.weighting.loss.dwa import DWA
 from rw_mtl.weighting.loss.ew import EW
+from rw_mtl.weighting.loss.famo import FAMO
+from rw_mtl.weighting.loss.gls import GLS
 from rw_mtl.weighting.loss.imtl_l import IMTL_L
 from rw_mtl.weighting.loss.moml import MOML
 from rw_mtl.weighting.loss.rlw import RLW
+from rw_mtl.weighting.loss.stch import STCH
 from rw_mtl.weighting.loss.uw import UW
 
 LOSS_METHODS: dict[str, type[LossWeighting]] = {
@@ -34,6 +39,9 @@ LOSS_METHODS: dict[str, type[LossWeighting]] = {
     "dwa": DWA,
     "imtl_l": IMTL_L,
     "moml": MOML,
+    "gls": GLS,
+    "stch": STCH,
+    "famo": FAMO,
 }
 
 GRAD_METHODS: dict[str, type[GradWeighting]] = {
@@ -46,6 +54,8 @@ GRAD_METHODS: dict[str, type[GradWeighting]] = {
     "gradvac": GradVac,
     "cagrad": CAGrad,
     "rotograd": RotoGrad,
+    "excess_mtl": ExcessMTL,
+    "db_mtl": DB_MTL,
 }
 
 # The config choice `weighting/grad=none` means "no gradient balancing": plain backward of Σ λ_t ℓ_t.
