@@ -12,6 +12,7 @@ import importlib
 
 from rw_mtl.weighting.base import GradWeighting, LossWeighting
 from rw_mtl.weighting.grad.cagrad import CAGrad
+from rw_mtl.weighting.grad.fairgrad import FairGrad
 from rw_mtl.weighting.grad.graddrop import GradDrop
 from rw_mtl.weighting.grad.gradnorm import GradNorm
 from rw_mtl.weighting.grad.gradvac import GradVac
@@ -46,6 +47,7 @@ GRAD_METHODS: dict[str, type[GradWeighting]] = {
     "gradvac": GradVac,
     "cagrad": CAGrad,
     "rotograd": RotoGrad,
+    "fairgrad": FairGrad,
 }
 
 # The config choice `weighting/grad=none` means "no gradient balancing": plain backward of Σ λ_t ℓ_t.
