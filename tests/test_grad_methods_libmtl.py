@@ -10,9 +10,10 @@ import torch
 from scipy.optimize import least_squares
 
 from rw_mtl.weighting import get
+from rw_mtl.weighting.interface import TaskGradients
 
 T = torch.tensor
-NAMES = ["fairgrad"]
+NAMES = ["fairgrad", "sdmgrad", "modo"]
 
 
 def random_grads(task_num: int, dim: int = 20, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
@@ -140,3 +141,157 @@ def test_fairgrad_bad_hparams_name_the_file():
         get("fairgrad")(2, alpha=0.0)
     with pytest.raises(ValueError, match="iterations"):
         get("fairgrad")(2, iterations=0)
+
+
+# ----------------------------------------------------------------------------------- SDMGrad and MoDo
+def _double_sampled(main, first, second, loss_weights=None) -> TaskGradients:
+    """The step's TaskGradients: G of the step's batch ζ and of the two extra batches ξ₁, ξ₂."""
+    extra = (TaskGradients(first), TaskGradients(second))
+    return TaskGradients(main, extra=extra, loss_weights=loss_weights)
+
+
+def _libmtl_projection(vector: np.ndarray) -> np.ndarray:
+    """The sort-based Euclidean projection onto the simplex that LibMTL's SDMGrad runs in numpy."""
+    ordered = np.sort(vector)[::-1]
+    cumulative = np.cumsum(ordered)
+    rho = np.nonzero(ordered * np.arange(1, len(vector) + 1) > (cumulative - 1))[0][-1]
+    return np.clip(vector - (cumulative[rho] - 1) / (rho + 1), 0, None)
+
+
+def _sdmgrad_reference(first, second, steps, lamda=0.3, niter=20, lr=5.0, momentum=0.5):
+    """LibMTL's SDMGrad weight update, step after step: torch SGD on w, numpy projection, w kept."""
+    task_num = first.shape[0]
+    w = torch.full((task_num,), 1.0 / task_num, dtype=torch.float64)
+    for _ in range(steps):
+        cross = first @ second.T
+        scale = cross.diagonal().clamp_min(0).sqrt().mean()
+        cross = cross / (scale.pow(2) + 1e-8)
+        toward_mean = cross.mean(dim=1)
+        w.requires_grad = True
+        optimizer = torch.optim.SGD([w], lr=lr, momentum=momentum)
+        for _ in range(niter):
+            optimizer.zero_grad()
+            w.grad = cross @ w.detach() + lamda * toward_mean
+            optimizer.step()
+            w.data.copy_(torch.from_numpy(_libmtl_projection(w.data.numpy())))
+        w.requires_grad = False
+    return (w + lamda / task_num) / (1 + lamda)
+
+
+@pytest.mark.parametrize(
+    ("hparams", "weights"),
+    [
+        # C = diag(1, 4), s = 1.5: Ĉ = diag(4/9, 16/9), ∇ = Ĉ w + 0.3 Ĉ 1/2 = (0.2889, 1.1556) at w = ½
+        ({"niter": 1}, [1.15 / 1.3, 0.15 / 1.3]),  # w − 5∇ projects to (1, 0)
+        ({"niter": 1, "lr": 0.1}, [(0.5433333 + 0.15) / 1.3, (0.4566667 + 0.15) / 1.3]),
+    ],
+)
+def test_sdmgrad_one_inner_step_hand_computed(hparams, weights):
+    grads = T([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    method = get("sdmgrad")(2, **hparams)
+    combination = method(_double_sampled(torch.eye(2, dtype=torch.float64), grads, grads))
+    torch.testing.assert_close(combination.weights, T(weights, dtype=torch.float64), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "hparams",
+    [{}, {"lamda": 1.0}, {"lamda": 0.0}, {"niter": 3}, {"lr": 0.5}, {"momentum": 0.0}, {"momentum": 0.9}],
+)
+def test_sdmgrad_matches_libmtls_update_over_steps(hparams):
+    first = random_grads(3, seed=20)
+    second = 0.5 * random_grads(3, seed=21) + 0.8 * first  # correlated batches: an interior optimum
+    main = random_grads(3, seed=3)
+    method = get("sdmgrad")(3, **hparams)
+    for _ in range(2):  # w is carried from step to step
+        combination = method(_double_sampled(main, first, second))
+    expected = _sdmgrad_reference(first, second, steps=2, **hparams)
+    torch.testing.assert_close(combination.weights, expected)
+    torch.testing.assert_close(combination.direction_for(main), expected @ main)
+    if hparams:  # every hyperparameter moves the weights away from the default's
+        default = _sdmgrad_reference(first, second, steps=2)
+        assert (expected - default).abs().max() > 0.03, hparams
+
+
+def test_sdmgrad_weights_come_from_the_extra_batches_only():
+    first, second = random_grads(3, seed=4), random_grads(3, seed=5)
+    one = get("sdmgrad")(3)(_double_sampled(random_grads(3, seed=6), first, second)).weights
+    other = get("sdmgrad")(3)(_double_sampled(random_grads(3, seed=7) * 5, first, second)).weights
+    torch.testing.assert_close(one, other)
+    swapped = get("sdmgrad")(3)(_double_sampled(random_grads(3, seed=6), second, first)).weights
+    assert (swapped - one).abs().max() > 1e-4  # C = G(ξ₁) G(ξ₂)ᵀ is not symmetric
+
+
+@pytest.mark.parametrize(
+    ("hparams", "steps", "weights"),
+    [
+        # C = G(ξ₁) G(ξ₂)ᵀ = [[1, 0], [1, 1]]: C λ = (½, 1) at λ = ½ (Cᵀ: (1, ½)); ρ λ = (0.05, 0.05)
+        ({}, 1, [0.50025, 0.49975]),  # ½ − 1e-3 (0.55, 1.05) = (0.49945, 0.49895), + 0.0008 each
+        ({"gamma": 0.1}, 1, [0.525, 0.475]),  # (0.445, 0.395) + 0.08
+        ({"gamma": 0.1, "rho": 0.0}, 1, [0.525, 0.475]),  # (0.45, 0.40) + 0.075: ρ λ is uniform at λ = ½
+        # the second step, from (0.525, 0.475): C λ = (0.525, 1.0), ρ λ = (0.0525, 0.0475)
+        ({"gamma": 0.1}, 2, [0.5485, 0.4515]),  # (0.46725, 0.37025) + 0.08125
+        ({"gamma": 0.1, "rho": 0.0}, 2, [0.54875, 0.45125]),  # (0.4725, 0.375) + 0.07625
+    ],
+)
+def test_modo_weight_update_hand_computed(hparams, steps, weights):
+    first = T([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    second = T([[1.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+    method = get("modo")(2, **hparams)
+    for _ in range(steps):
+        combination = method(_double_sampled(torch.eye(2, dtype=torch.float64), first, second))
+    torch.testing.assert_close(combination.weights, T(weights, dtype=torch.float64))
+
+
+def test_modo_projects_onto_the_simplex_and_combines_the_step_batch():
+    first = T([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    second = T([[3.0, 0.0], [0.0, -1.0]], dtype=torch.float64)  # C = diag(3, −1)
+    method = get("modo")(2, gamma=1.0, rho=0.0)
+    main = T([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    combination = method(_double_sampled(main, first, second))
+    # ½ − (1.5, −0.5) = (−1, 1): projected to (0, 1)
+    torch.testing.assert_close(combination.weights, T([0.0, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(combination.direction_for(main), main[1])
+    torch.testing.assert_close(method.lambd, T([0.0, 1.0]))  # the state, kept for the next step
+
+
+@pytest.mark.parametrize("name", ["sdmgrad", "modo"])
+def test_double_sampling_reads_the_cross_gram_at_libmtls_loss_scale(name):
+    """EW's λ = 1/T makes G (and so C) T² times smaller than LibMTL's unweighted losses: C is divided by
+    mean(λ)², so the weights are LibMTL's; without loss weights (a plain matrix) C is read as given."""
+    first, second, main = random_grads(3, seed=8), random_grads(3, seed=9), random_grads(3, seed=10)
+    hparams = {"gamma": 0.05} if name == "modo" else {}
+    libmtl = get(name)(3, **hparams)(_double_sampled(main, first, second)).weights
+    ew = torch.full((3,), 1 / 3, dtype=torch.float64)
+    ours = get(name)(3, **hparams)(_double_sampled(main / 3, first / 3, second / 3, loss_weights=ew)).weights
+    torch.testing.assert_close(ours, libmtl)
+    unscaled = get(name)(3, **hparams)(_double_sampled(main / 3, first / 3, second / 3)).weights
+    if name == "modo":  # γ is a step size on C
+        assert (unscaled - libmtl).abs().max() > 1e-4
+    else:  # SDMGrad normalises C by s²: only its 1e-8 sees the scale
+        torch.testing.assert_close(unscaled, libmtl)
+
+
+def test_double_sampling_without_extra_batches_uses_the_one_matrix():
+    grads = random_grads(3, seed=11)
+    with_extras = get("modo")(3, gamma=0.05)(_double_sampled(grads, grads, grads)).weights
+    torch.testing.assert_close(get("modo")(3, gamma=0.05)(TaskGradients(grads)).weights, with_extras)
+
+
+@pytest.mark.parametrize(
+    ("name", "hparams", "key"),
+    [
+        ("sdmgrad", {"lamda": -1.0}, "sdmgrad.yaml"),
+        ("sdmgrad", {"momentum": 1.0}, "sdmgrad.yaml"),
+        ("sdmgrad", {"lr": 0.0}, "sdmgrad.yaml"),
+        ("modo", {"gamma": 0.0}, "modo.yaml"),
+        ("modo", {"rho": -0.1}, "modo.yaml"),
+    ],
+)
+def test_double_sampling_bad_hparams_name_the_file(name, hparams, key):
+    with pytest.raises(ValueError, match=key):
+        get(name)(2, **hparams)
+
+
+def test_inner_products_of_batches_of_different_sizes_name_the_fix():
+    with pytest.raises(ValueError, match="drop_last"):
+        TaskGradients(torch.ones(2, 4)).inner(TaskGradients(torch.ones(2, 6)))

@@ -18,9 +18,11 @@ from rw_mtl.weighting.grad.gradnorm import GradNorm
 from rw_mtl.weighting.grad.gradvac import GradVac
 from rw_mtl.weighting.grad.imtl_g import IMTL_G
 from rw_mtl.weighting.grad.mgda_ub import MGDA_UB
+from rw_mtl.weighting.grad.modo import MoDo
 from rw_mtl.weighting.grad.pcgrad import PCGrad
 from rw_mtl.weighting.grad.rgw import RGW
 from rw_mtl.weighting.grad.rotograd import RotoGrad
+from rw_mtl.weighting.grad.sdmgrad import SDMGrad
 from rw_mtl.weighting.loss.dwa import DWA
 from rw_mtl.weighting.loss.ew import EW
 from rw_mtl.weighting.loss.imtl_l import IMTL_L
@@ -48,6 +50,8 @@ GRAD_METHODS: dict[str, type[GradWeighting]] = {
     "cagrad": CAGrad,
     "rotograd": RotoGrad,
     "fairgrad": FairGrad,
+    "sdmgrad": SDMGrad,
+    "modo": MoDo,
 }
 
 # The config choice `weighting/grad=none` means "no gradient balancing": plain backward of Σ λ_t ℓ_t.
