@@ -13,7 +13,7 @@ from rw_mtl.weighting import get
 from rw_mtl.weighting.interface import TaskGradients
 
 T = torch.tensor
-NAMES = ["fairgrad", "sdmgrad", "modo"]
+NAMES = ["fairgrad", "sdmgrad", "modo", "moco"]
 
 
 def random_grads(task_num: int, dim: int = 20, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
@@ -295,3 +295,89 @@ def test_double_sampling_bad_hparams_name_the_file(name, hparams, key):
 def test_inner_products_of_batches_of_different_sizes_name_the_fix():
     with pytest.raises(ValueError, match="drop_last"):
         TaskGradients(torch.ones(2, 4)).inner(TaskGradients(torch.ones(2, 6)))
+
+
+# ------------------------------------------------------------------------------------------------- MoCo
+def _moco_reference(matrices, losses, beta=0.5, beta_sigma=0.5, gamma=0.1, gamma_sigma=0.5, rho=0.0):
+    """LibMTL's MoCo update, step after step (their loop over tasks for the normalisation)."""
+    task_num = matrices[0].shape[0]
+    tracked = torch.zeros_like(matrices[0])
+    lambd = torch.full((task_num,), 1.0 / task_num, dtype=torch.float64)
+    for step, grads in enumerate(matrices, start=1):
+        normalised = torch.stack([grads[t] / (grads[t].norm() + 1e-8) * losses[t] for t in range(task_num)])
+        tracked = tracked - (beta / step**beta_sigma) * (tracked - normalised)
+        mixing = tracked @ tracked.T + rho * torch.eye(task_num, dtype=torch.float64)
+        lambd = torch.softmax(lambd - (gamma / step**gamma_sigma) * mixing @ lambd, dim=-1)
+    return tracked.T @ lambd
+
+
+def test_moco_first_step_hand_computed():
+    # ‖g‖ = (3, 1), ℓ = (2, 1): H = [[2, 0], [0, 1]]; Y = ½ H; Y Yᵀ λ = (0.5, 0.125) at λ = ½;
+    # λ = softmax(½ − 0.1 (0.5, 0.125)) = softmax(0.45, 0.4875)
+    method = get("moco")(2)
+    direction = method.aggregate(T([[3.0, 0.0], [0.0, 1.0]], dtype=torch.float64), T([2.0, 1.0]))
+    first = 1 / (1 + np.exp(0.0375))
+    torch.testing.assert_close(direction, T([first, 0.5 * (1 - first)], dtype=torch.float64))
+    torch.testing.assert_close(method.lambd, T([first, 1 - first], dtype=torch.float32))
+    torch.testing.assert_close(method.tracked, T([[1.0, 0.0], [0.0, 0.5]], dtype=torch.float64))
+    torch.testing.assert_close(method.step, T(1.0))
+
+
+@pytest.mark.parametrize(
+    ("hparams", "baseline"),
+    [
+        ({}, None),
+        ({"beta": 0.9}, {}),
+        ({"beta_sigma": 0.0}, {}),
+        ({"gamma": 1.0}, {}),
+        ({"gamma_sigma": 0.0}, {}),
+        ({"gamma": 1.0, "rho": 2.0}, {"gamma": 1.0}),  # ρ acts once λ is not uniform: after step 1
+    ],
+)
+def test_moco_matches_libmtls_update_over_steps(hparams, baseline):
+    matrices = [random_grads(3, dim=8, seed=seed) for seed in (30, 31, 32)]
+    losses = T([1.5, 0.5, 1.0], dtype=torch.float64)
+    method = get("moco")(3, **hparams)
+    for grads in matrices:
+        direction = method.aggregate(grads, losses)
+    expected = _moco_reference(matrices, losses, **hparams)
+    torch.testing.assert_close(direction, expected, rtol=1e-6, atol=1e-7)
+    if baseline is not None:  # every hyperparameter changes the direction
+        assert (expected - _moco_reference(matrices, losses, **baseline)).abs().max() > 1e-3, hparams
+
+
+def test_moco_scales_by_the_loss_weights_relative_to_their_mean():
+    """G = ∇(λ_t ℓ_t): EW's λ = 1/T gives LibMTL's update; other weights scale h_t by λ_t / mean(λ)."""
+    grads, losses = random_grads(2, dim=5, seed=33), T([2.0, 1.0], dtype=torch.float64)
+    libmtl = get("moco")(2)(TaskGradients(grads), losses).direction
+    ew = TaskGradients(grads / 2, loss_weights=T([0.5, 0.5], dtype=torch.float64))
+    torch.testing.assert_close(get("moco")(2)(ew, losses).direction, libmtl)
+    weighted = TaskGradients(grads * T([[0.2], [0.8]]), loss_weights=T([0.2, 0.8], dtype=torch.float64))
+    # the same as unweighted G with losses scaled by λ / mean(λ) = (0.4, 1.6)
+    expected = get("moco")(2)(TaskGradients(grads), losses * T([0.4, 1.6])).direction
+    torch.testing.assert_close(get("moco")(2)(weighted, losses).direction, expected)
+
+
+def test_moco_state_survives_a_checkpoint():
+    grads, losses = random_grads(2, dim=5, seed=34), T([1.0, 2.0])
+    trained = get("moco")(2)
+    trained.aggregate(grads, losses)
+    restored = get("moco")(2)
+    restored.load_state_dict(trained.state_dict())
+    torch.testing.assert_close(restored.aggregate(grads, losses), trained.aggregate(grads, losses))
+
+
+def test_moco_needs_losses_param_mode_and_one_gradient_shape(fast_config):
+    with pytest.raises(ValueError, match="aggregate\\(grads, losses\\)"):
+        get("moco")(2).aggregate(torch.eye(2))
+    method = get("moco")(2)
+    method.aggregate(torch.eye(2), T([1.0, 1.0]))
+    with pytest.raises(ValueError, match="build a new method"):
+        method.aggregate(torch.ones(2, 3), T([1.0, 1.0]))
+    with pytest.raises(ValueError, match="moco.yaml"):
+        get("moco")(2, beta=0.0)
+    from rw_mtl.config_checks import validate_config
+
+    for mode in ("rep", "last_layer"):
+        with pytest.raises(ValueError, match="set weighting.grad.mode=param"):
+            validate_config(fast_config("weighting/grad=moco", f"weighting.grad.mode={mode}"))

@@ -18,6 +18,7 @@ from rw_mtl.weighting.grad.gradnorm import GradNorm
 from rw_mtl.weighting.grad.gradvac import GradVac
 from rw_mtl.weighting.grad.imtl_g import IMTL_G
 from rw_mtl.weighting.grad.mgda_ub import MGDA_UB
+from rw_mtl.weighting.grad.moco import MoCo
 from rw_mtl.weighting.grad.modo import MoDo
 from rw_mtl.weighting.grad.pcgrad import PCGrad
 from rw_mtl.weighting.grad.rgw import RGW
@@ -52,6 +53,7 @@ GRAD_METHODS: dict[str, type[GradWeighting]] = {
     "fairgrad": FairGrad,
     "sdmgrad": SDMGrad,
     "modo": MoDo,
+    "moco": MoCo,
 }
 
 # The config choice `weighting/grad=none` means "no gradient balancing": plain backward of Σ λ_t ℓ_t.
