@@ -40,6 +40,11 @@ def validate_config(cfg: DictConfig) -> None:
         method = resolve(kind, node.name, target if node.name == CUSTOM_METHOD else None)
         if kind == "loss":
             refuse_learning_from_test(cfg, method)
+        elif cfg.weighting.grad.mode not in getattr(method, "modes", GRAD_MODES):
+            raise ValueError(
+                f"weighting/grad={node.name} is defined for weighting.grad.mode in {list(method.modes)} "
+                f"only; set weighting.grad.mode={method.modes[0]}"
+            )
     if cfg.weighting.grad.mode not in GRAD_MODES:
         raise ValueError(
             f"weighting.grad.mode must be one of {list(GRAD_MODES)}, got `{cfg.weighting.grad.mode}`"

@@ -52,6 +52,11 @@ def check_combination(
     if method is None:
         return
     name = type(method).__name__
+    if mode not in method.modes:
+        raise ValueError(
+            f"{name} is defined for weighting.grad.mode in {list(method.modes)} only; "
+            f"set weighting.grad.mode={method.modes[0]}"
+        )
     if method.transforms_representation and mode != "rep":
         raise ValueError(f"{name} acts on the shared representation; set weighting.grad.mode=rep")
     if mode == "last_layer" and method.produces != WEIGHTS:

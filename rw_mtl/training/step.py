@@ -136,6 +136,7 @@ class BalancedStep:
         module, method = self.module, self.module.grad_weighting
         heads = module.task_specific_parameters()
         local, grads = self._task_gradients(weighted, forward.leaves, accumulate=heads)
+        grads.loss_weights = loss_weights
         if method.extra_batches:
             grads.extra = tuple(self._extra_gradients(loss_weights) for _ in range(method.extra_batches))
         # the method's algebra (Gram matrix, simplex solves) and the combined direction in float32 even
@@ -201,6 +202,8 @@ class BalancedStep:
         return grads, TaskGradients(
             matrix_fn=lambda: distributed.gather_columns(grads)[0] / ranks,
             gram_fn=lambda: distributed.sum_over_ranks_(grads @ grads.T) / ranks**2,
+            local=grads,
+            sum_over_ranks=lambda product: distributed.sum_over_ranks_(product) / ranks**2,
             representation=distributed.gather_samples(representation, dim=sample_dim),
             sample_shape=sample_shape,
         )
@@ -234,6 +237,7 @@ class BalancedStep:
         forward = self._forward(self._next_batch("train"))
         weighted = [weight * term for weight, term in zip(loss_weights.unbind(), forward.terms, strict=True)]
         _, grads = self._task_gradients(weighted, forward.leaves, accumulate=[])
+        grads.loss_weights = loss_weights
         return grads
 
     def _meta_step(self, losses: Tensor, batch: dict) -> None:

@@ -24,6 +24,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from rw_mtl.choices import GRAD_MODES
 from rw_mtl.weighting.interface import (
     DIRECTION,
     PER_TASK,
@@ -96,7 +97,8 @@ class GradWeighting(_Weighting):
     in ``produces`` what it returns: ``"weights"`` (d = Σ_t w_t g_t; every mode works, including
     ``last_layer`` and per-task representations), ``"per_task"`` (contributions c_t, d = Σ c_t) or
     ``"direction"``. ``extra_batches`` asks the step for the gradients of that many further training
-    batches (``TaskGradients.extra``).
+    batches (``TaskGradients.extra``). ``modes`` lists the ``weighting.grad.mode`` values the method is
+    defined for (MoCo, which tracks gradients of θ across steps: param only).
 
     Call the method (``method(grads, losses)``) to get a checked ``Combination``; ``last_weights`` then
     holds its [T] task weights where it has them. ``aggregate(G)`` is the same on a plain matrix.
@@ -104,6 +106,7 @@ class GradWeighting(_Weighting):
 
     produces: ClassVar[str] = WEIGHTS
     extra_batches: ClassVar[int] = 0
+    modes: ClassVar[tuple[str, ...]] = GRAD_MODES
 
     def __init__(self, task_num: int) -> None:
         super().__init__(task_num)

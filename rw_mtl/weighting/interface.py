@@ -38,7 +38,10 @@ class TaskGradients:
     [T, B, *F] when every task has its own inputs and z_t) and ``sample_shape`` the shape F of one sample's
     z, so that a method can view a row as [N, *F] (N samples; more than B when ranks were gathered).
     ``extra`` holds the gradients of the extra training batches a method asked for
-    (``GradWeighting.extra_batches``).
+    (``GradWeighting.extra_batches``), taken in the same mode and with the same λ; ``inner(other)`` gives
+    the T×T inner products of two such batches. ``loss_weights`` is the step's λ [T] (detached; None
+    outside the step): G's rows are ∇(λ_t ℓ_t), and a method whose hyperparameters were set for
+    unweighted losses can read the weights' scale from it.
     """
 
     def __init__(
@@ -50,6 +53,9 @@ class TaskGradients:
         representation: Tensor | None = None,
         sample_shape: torch.Size | tuple[int, ...] | None = None,
         extra: tuple[TaskGradients, ...] = (),
+        local: Tensor | None = None,
+        sum_over_ranks: Callable[[Tensor], Tensor] | None = None,
+        loss_weights: Tensor | None = None,
     ) -> None:
         if (matrix is None) == (matrix_fn is None):
             raise ValueError("TaskGradients needs exactly one of matrix and matrix_fn")
@@ -60,6 +66,10 @@ class TaskGradients:
         self.representation = representation
         self.sample_shape = torch.Size(sample_shape) if sample_shape is not None else None
         self.extra = tuple(extra)
+        if (local is None) != (sum_over_ranks is None):
+            raise ValueError("TaskGradients needs both or neither of local and sum_over_ranks")
+        self._local, self._sum_over_ranks = local, sum_over_ranks
+        self.loss_weights = loss_weights
 
     @property
     def matrix(self) -> Tensor:
@@ -73,6 +83,25 @@ class TaskGradients:
         if self._gram is None:
             self._gram = self._gram_fn() if self._gram_fn is not None else self.matrix @ self.matrix.T
         return self._gram
+
+    def inner(self, other: TaskGradients) -> Tensor:
+        """G Hᵀ [T, T]: the inner products g_t · h_s of these gradients with ``other``'s, another batch's in
+        the same mode (SDMGrad's and MoDo's double-sampling estimates). In rep mode a row holds the
+        per-sample gradients side by side, so sample i of one batch meets sample i of the other — for
+        independent samples E[Σ_i a_i · b_i] = N E[a] · E[b], an unbiased estimate of the product of the
+        expected gradients, scaled by N as the Gram matrix of one batch is; the batches must then have
+        equally many samples. Data-parallel ranks in rep mode multiply their own columns and sum the T×T
+        products (``local``, ``sum_over_ranks``), so no G is gathered."""
+        pairs_local = self._local is not None and other._local is not None
+        first, second = (self._local, other._local) if pairs_local else (self.matrix, other.matrix)
+        if first.shape[1] != second.shape[1]:
+            raise ValueError(
+                f"inner products of two batches' gradients need equally many columns, got {first.shape[1]} "
+                f"and {second.shape[1]}: in rep mode give the training batches equal sizes (drop_last, "
+                "dataset.datamodule.batch_size) or set weighting.grad.mode=param"
+            )
+        product = first @ second.T
+        return self._sum_over_ranks(product) if pairs_local else product
 
     def per_sample(self) -> Tensor:
         """G viewed as [T, N, *F] (rep mode only): each row split into its N samples' gradients."""

@@ -14,14 +14,18 @@ from rw_mtl.weighting.base import GradWeighting, LossWeighting
 from rw_mtl.weighting.grad.cagrad import CAGrad
 from rw_mtl.weighting.grad.db_mtl import DB_MTL
 from rw_mtl.weighting.grad.excess_mtl import ExcessMTL
+from rw_mtl.weighting.grad.fairgrad import FairGrad
 from rw_mtl.weighting.grad.graddrop import GradDrop
 from rw_mtl.weighting.grad.gradnorm import GradNorm
 from rw_mtl.weighting.grad.gradvac import GradVac
 from rw_mtl.weighting.grad.imtl_g import IMTL_G
 from rw_mtl.weighting.grad.mgda_ub import MGDA_UB
+from rw_mtl.weighting.grad.moco import MoCo
+from rw_mtl.weighting.grad.modo import MoDo
 from rw_mtl.weighting.grad.pcgrad import PCGrad
 from rw_mtl.weighting.grad.rgw import RGW
 from rw_mtl.weighting.grad.rotograd import RotoGrad
+from rw_mtl.weighting.grad.sdmgrad import SDMGrad
 from rw_mtl.weighting.loss.dwa import DWA
 from rw_mtl.weighting.loss.ew import EW
 from rw_mtl.weighting.loss.famo import FAMO
@@ -56,6 +60,10 @@ GRAD_METHODS: dict[str, type[GradWeighting]] = {
     "rotograd": RotoGrad,
     "excess_mtl": ExcessMTL,
     "db_mtl": DB_MTL,
+    "fairgrad": FairGrad,
+    "sdmgrad": SDMGrad,
+    "modo": MoDo,
+    "moco": MoCo,
 }
 
 # The config choice `weighting/grad=none` means "no gradient balancing": plain backward of Σ λ_t ℓ_t.

@@ -1,0 +1,96 @@
+"""MoCo, Fernando et al. (ICLR 2023): multi-objective gradient correction with tracked gradients."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from rw_mtl.weighting.base import GradWeighting
+from rw_mtl.weighting.interface import DIRECTION, Combination, TaskGradients
+
+
+class MoCo(GradWeighting):
+    """d = Yᵀ λ, with Y ∈ R^{T×D} tracking the task gradients and λ the MGDA weights of Y, both updated
+    once per step k (their Algorithm 1, as LibMTL's ``MoCo.py`` implements it from the authors' code):
+
+        h_t = g_t / (‖g_t‖ + 1e-8) · ℓ_t                       (LibMTL's gradient normalisation)
+        Y  ← Y − β_k (Y − H),          β_k = β / k^{σ_β}
+        λ  ← softmax(λ − γ_k (Y Yᵀ + ρ I) λ),   γ_k = γ / k^{σ_γ}
+
+    Y starts at 0, λ at 1/T; the paper projects λ onto the simplex where LibMTL (and the authors' code)
+    take the softmax, which we follow. Defaults β = 0.5, σ_β = 0.5, γ = 0.1, σ_γ = 0.5, ρ = 0: LibMTL's
+    ``--MoCo_beta``, ``--MoCo_beta_sigma``, ``--MoCo_gamma``, ``--MoCo_gamma_sigma``, ``--MoCo_rho``
+    (``LibMTL/config.py``).
+
+    Why it needs G itself and not only G Gᵀ: d is a combination of Y, a running average of gradients of
+    earlier steps, not of this step's G, and updating Y Yᵀ needs Y Gᵀ, products with a [T, D] state. For
+    the same reason it runs on θ only (``modes``): in rep mode a row of G holds the gradients of this
+    step's samples, which share nothing with the previous steps' samples that Y averages (LibMTL refuses
+    rep gradients too). It returns a direction, so it cannot run in last_layer mode either. Y, λ and k are
+    buffers (in checkpoints, restored when a step is skipped; Y takes G's shape at the first step).
+
+    With a loss method, g_t = ∇(λ_t ℓ_t) and the normalisation removes λ_t's scale; h_t is therefore
+    scaled by ℓ_t λ_t / mean(λ) (``TaskGradients.loss_weights``): EW (λ_t = 1/T) gives LibMTL's h_t
+    exactly, and RLW's random weights still count. Needs the per-task losses.
+    """
+
+    produces: ClassVar[str] = DIRECTION
+    modes: ClassVar[tuple[str, ...]] = ("param",)
+
+    def __init__(
+        self,
+        task_num: int,
+        beta: float = 0.5,
+        beta_sigma: float = 0.5,
+        gamma: float = 0.1,
+        gamma_sigma: float = 0.5,
+        rho: float = 0.0,
+    ) -> None:
+        super().__init__(task_num)
+        if beta <= 0 or gamma <= 0 or beta_sigma < 0 or gamma_sigma < 0 or rho < 0:
+            raise ValueError(
+                "MoCo needs beta, gamma > 0 and beta_sigma, gamma_sigma, rho >= 0 "
+                f"(rw_mtl/conf/weighting/grad/moco.yaml), got beta={beta}, beta_sigma={beta_sigma}, "
+                f"gamma={gamma}, gamma_sigma={gamma_sigma}, rho={rho}"
+            )
+        self.beta, self.beta_sigma = float(beta), float(beta_sigma)
+        self.gamma, self.gamma_sigma, self.rho = float(gamma), float(gamma_sigma), float(rho)
+        self.register_buffer("tracked", torch.zeros(0))
+        self.register_buffer("lambd", torch.full((task_num,), 1.0 / task_num))
+        self.register_buffer("step", torch.zeros(()))
+
+    def combine(self, grads: TaskGradients, losses: Tensor | None) -> Combination:
+        losses = self._require_losses(losses, "MoCo scales each normalised gradient by its loss")
+        matrix = grads.matrix
+        scale = losses.to(matrix.dtype)
+        if grads.loss_weights is not None:
+            weights = grads.loss_weights.to(matrix.dtype)
+            scale = scale * weights / weights.mean().clamp_min(1e-12)
+        normalised = matrix / (matrix.norm(dim=1, keepdim=True) + 1e-8) * scale[:, None]
+        if self.tracked.numel() == 0:
+            self.tracked = torch.zeros_like(normalised)
+        elif self.tracked.shape != normalised.shape:
+            raise ValueError(
+                f"MoCo tracks gradients of shape {tuple(self.tracked.shape)} but got {tuple(matrix.shape)}: "
+                "the shared parameters changed; build a new method"
+            )
+        self.step.add_(1)
+        beta = self.beta / self.step.pow(self.beta_sigma)
+        gamma = self.gamma / self.step.pow(self.gamma_sigma)
+        tracked = self.tracked.to(matrix.dtype)
+        tracked = tracked - beta.to(matrix.dtype) * (tracked - normalised)
+        lambd = self.lambd.to(matrix.dtype)
+        mixing = tracked @ tracked.T + self.rho * torch.eye(self.task_num, device=matrix.device)
+        lambd = torch.softmax(lambd - gamma.to(matrix.dtype) * (mixing.to(matrix.dtype) @ lambd), dim=0)
+        self.tracked.copy_(tracked)
+        self.lambd.copy_(lambd)
+        return Combination(direction=lambd @ tracked)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Y is sized at the first step: take the checkpoint's shape before loading it."""
+        saved = state_dict.get(prefix + "tracked")
+        if saved is not None and saved.shape != self.tracked.shape:
+            self.tracked = torch.zeros_like(saved, device=self.tracked.device, dtype=self.tracked.dtype)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -1,0 +1,96 @@
+"""A gradient method's ``extra_batches`` (SDMGrad, MoDo): the training step draws that many further training
+batches from the data module's training loader every step and hands their per-task gradients, taken in the
+step's mode and with its λ, to the method as ``TaskGradients.extra``."""
+
+from __future__ import annotations
+
+import copy
+
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+from torch.utils.data import DataLoader
+
+from rw_mtl.build import build_module
+from rw_mtl.weighting.base import GramWeighting
+from rw_mtl.weighting.interface import Combination
+
+from .conftest import fit_one_step
+
+BATCH = 16
+SMALL = [
+    "dataset.datamodule.train_size=64",
+    f"dataset.datamodule.batch_size={BATCH}",
+    "dataset.optimizer={_target_:torch.optim.SGD,lr:0.1}",
+]
+
+
+class RecordsExtraBatches(GramWeighting):
+    """Equal weights; records G of the step's batch and of its two extra batches, and λ."""
+
+    extra_batches = 2
+    needs_gram = False
+    seen: list = []
+
+    def combine(self, grads, losses):
+        extra = [batch.matrix.clone() for batch in grads.extra]
+        RecordsExtraBatches.seen.append((grads.matrix.clone(), extra, grads.loss_weights.clone()))
+        return Combination(weights=torch.ones(self.task_num, device=grads.matrix.device))
+
+
+def _per_task_gradients(module, inputs, targets, loss_weights, mode):
+    """G of λ_t ℓ_t on one batch at ``module``'s parameters, w.r.t. θ (param) or z (rep)."""
+    arch = module.arch.train()
+    if mode == "param":
+        predictions, wrt = arch(inputs), [p for p in arch.shared_parameters() if p.requires_grad]
+    else:
+        leaf = arch.encode(inputs).detach().requires_grad_(True)
+        predictions, wrt = arch.decode(leaf, list(module.tasks)), [leaf]
+    rows = []
+    for weight, (name, task) in zip(loss_weights, module.tasks.items(), strict=True):
+        loss = weight * task.loss(predictions[name], targets[name])
+        rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, wrt, retain_graph=True)]))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("mode", ["param", "rep"])
+def test_step_hands_the_next_training_batches_to_the_method(fast_config, mode):
+    config = fast_config(
+        *SMALL,
+        "weighting/loss=rlw",
+        "weighting/grad=custom",
+        f"weighting.grad.target={__name__}.RecordsExtraBatches",
+        f"weighting.grad.mode={mode}",
+    )
+    L.seed_everything(0)
+    datamodule = instantiate(config.dataset.datamodule)
+    datamodule.setup("fit")
+    train = datamodule.splits["train"]
+    datamodule.train_dataloader = lambda: DataLoader(train, BATCH, shuffle=False)  # a known order
+    module = build_module(config, datamodule.tasks)
+    before = copy.deepcopy(module)
+    RecordsExtraBatches.seen = []
+    fit_one_step(module, datamodule)
+
+    ((main, extra, loss_weights),) = RecordsExtraBatches.seen
+    assert not torch.allclose(loss_weights, loss_weights.mean().expand(3))  # RLW: λ is a random draw
+    torch.testing.assert_close(loss_weights, module.last_loss_weights)
+    # the step's loop and the extra batches' endless pass are two iterators over the same loader: the
+    # step trains on batch 0, the extra batches are batches 0 and 1 of the extra pass
+    batches = [(train.inputs[k * BATCH : (k + 1) * BATCH], k) for k in range(2)]
+    expected = [
+        _per_task_gradients(
+            before,
+            inputs,
+            {name: y[k * BATCH : (k + 1) * BATCH] for name, y in train.targets.items()},
+            loss_weights,
+            mode,
+        )
+        for inputs, k in batches
+    ]
+    torch.testing.assert_close(main, expected[0], atol=1e-6, rtol=1e-4)
+    assert len(extra) == 2
+    for got, want in zip(extra, expected, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-4)
+    assert not torch.allclose(extra[0], extra[1])

@@ -1,0 +1,383 @@
+"""The gradient methods only LibMTL and their authors' repositories define (FairGrad, SDMGrad, MoDo, MoCo):
+hand-computed T = 2 / 3 examples from the papers' equations, every hyperparameter's effect, the reference
+solvers (scipy, as LibMTL calls it) and degenerate gradient matrices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import least_squares
+
+from rw_mtl.weighting import get
+from rw_mtl.weighting.interface import TaskGradients
+
+T = torch.tensor
+NAMES = ["fairgrad", "sdmgrad", "modo", "moco"]
+
+
+def random_grads(task_num: int, dim: int = 20, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(task_num, dim, generator=generator, dtype=dtype)
+
+
+# ------------------------------------------------------------------------------ every method, degenerate G
+def _degenerate_matrices() -> dict[str, torch.Tensor]:
+    base = random_grads(3, dim=6, seed=7)
+    return {
+        "scaled 1e-8": base * 1e-8,
+        "scaled 1e6": base * 1e6,
+        "zero": torch.zeros(3, 6, dtype=torch.float64),
+        "rank-1": torch.outer(T([1.0, 2.0, -0.5], dtype=torch.float64), base[0]),
+        "duplicate rows": torch.stack([base[0], base[0], base[1]]),
+        "opposite rows": torch.stack([base[0], -base[0], base[1]]),
+        "one zero row": torch.stack([base[0], torch.zeros(6, dtype=torch.float64), base[1]]),
+    }
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", sorted(_degenerate_matrices()))
+@pytest.mark.parametrize("name", NAMES)
+def test_finite_direction_on_degenerate_gradients(name, case, dtype):
+    grads = _degenerate_matrices()[case].to(dtype)
+    method = get(name)(3)
+    direction = method.aggregate(grads, T([1.0, 2.0, 0.5]))
+    assert direction.shape == (6,) and direction.dtype == dtype
+    assert torch.isfinite(direction).all(), direction
+
+
+# --------------------------------------------------------------------------------------------- FairGrad
+def _least_squares_reference(gram: torch.Tensor, alpha: float) -> torch.Tensor:
+    """LibMTL's FairGrad solve: scipy least_squares of M x − x^{−1/α} from 1/T, bounds x ≥ 0."""
+    matrix = gram.double().numpy()
+    start = np.ones(len(matrix)) / len(matrix)
+    result = least_squares(lambda x: matrix @ x - np.power(1 / x, 1 / alpha), start, bounds=(0, np.inf))
+    return torch.from_numpy(result.x)
+
+
+@pytest.mark.parametrize(
+    ("alpha", "weights"),
+    [
+        (1.0, [1.0, 0.5]),  # w_1 = 1/w_1, 4 w_2 = 1/w_2
+        (2.0, [1.0, 4 ** (-2 / 3)]),  # w_1 = w_1^(−1/2), 4 w_2 = w_2^(−1/2)
+        (0.5, [1.0, 4 ** (-1 / 3)]),  # w_1 = w_1^(−2), 4 w_2 = w_2^(−2)
+    ],
+)
+def test_fairgrad_orthogonal_gradients_hand_computed(alpha, weights):
+    # g_1 = (1, 0), g_2 = (0, 2): M = diag(1, 4), so every equation has one unknown
+    method = get("fairgrad")(2, alpha=alpha)
+    direction = method.aggregate(T([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64))
+    torch.testing.assert_close(method.last_weights, T(weights, dtype=torch.float64))
+    torch.testing.assert_close(direction, T([weights[0], 2 * weights[1]], dtype=torch.float64))
+
+
+def test_fairgrad_equal_correlated_gradients_hand_computed():
+    # M = [[1, ½], [½, 1]]: by symmetry w_1 = w_2 = w with 1.5 w = 1/w (α = 1)
+    grads = T([[1.0, 0.0], [0.5, 0.75**0.5]], dtype=torch.float64)
+    method = get("fairgrad")(2)
+    method.aggregate(grads)
+    torch.testing.assert_close(method.last_weights, torch.full((2,), (2 / 3) ** 0.5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("task_num", [2, 3, 5, 10, 40])
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fairgrad_solves_its_system_as_libmtls_scipy_solve(task_num, alpha, dtype):
+    grads = random_grads(task_num, dim=60, seed=task_num) * torch.linspace(0.2, 3.0, task_num)[:, None]
+    grads = grads.to(dtype)
+    method = get("fairgrad")(task_num, alpha=alpha)
+    direction = method.aggregate(grads)
+    weights = method.last_weights.double()
+    gram = (grads @ grads.T).double()
+    # the defining property: every task's utility g_tᵀ d equals w_t^(−1/α)
+    tolerance = 1e-10 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(gram @ weights, weights.pow(-1 / alpha), rtol=tolerance, atol=0)
+    torch.testing.assert_close(weights, _least_squares_reference(gram, alpha), rtol=1e-6, atol=0)
+    torch.testing.assert_close(direction.double(), weights @ grads.double(), rtol=1e-5, atol=1e-6)
+
+
+def test_fairgrad_weights_scale_with_the_gram_matrix():
+    # M → c² M gives w → c^(−2α/(1+α)) w: gradients at 1e-8 and 1e6 get the same direction up to scale
+    grads = random_grads(4, seed=3)
+    reference = get("fairgrad")(4, alpha=2.0)
+    reference.aggregate(grads)
+    for factor in (1e-8, 1e6):
+        method = get("fairgrad")(4, alpha=2.0)
+        method.aggregate(grads * factor)
+        torch.testing.assert_close(
+            method.last_weights, reference.last_weights * factor ** (-4 / 3), rtol=1e-9, atol=0
+        )
+
+
+def test_fairgrad_iterations_are_levenberg_marquardt_steps():
+    """One iteration = one LM step in log w from the diagonal solution, by the docstring's formula."""
+    grads = T([[1.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    gram = (grads @ grads.T).numpy()
+    scale = np.diag(gram).mean()
+    matrix = gram / scale
+    log_w = -0.5 * np.log(np.diag(matrix))  # α = 1
+
+    def residual(u):
+        return matrix @ np.exp(u) - np.exp(-u)
+
+    jacobian = matrix * np.exp(log_w)[None, :] + np.diag(np.exp(-log_w))
+    normal = jacobian.T @ jacobian
+    damped = normal + 1e-3 * (np.diag(np.diag(normal)) + 1e-12 * np.eye(2))
+    step = np.linalg.solve(damped, -jacobian.T @ residual(log_w))
+    assert np.linalg.norm(residual(log_w + step)) < np.linalg.norm(residual(log_w))  # the step is taken
+    one_step = np.exp(log_w + step) / np.sqrt(scale)
+
+    method = get("fairgrad")(2, iterations=1)
+    method.aggregate(grads)
+    torch.testing.assert_close(method.last_weights, torch.from_numpy(one_step))
+    default = get("fairgrad")(2)
+    default.aggregate(grads)
+    assert (default.last_weights - method.last_weights).abs().max() > 1e-3
+    torch.testing.assert_close(default.last_weights, _least_squares_reference(grads @ grads.T, 1.0))
+
+
+def test_fairgrad_bad_hparams_name_the_file():
+    with pytest.raises(ValueError, match="conf/weighting/grad/fairgrad.yaml"):
+        get("fairgrad")(2, alpha=0.0)
+    with pytest.raises(ValueError, match="iterations"):
+        get("fairgrad")(2, iterations=0)
+
+
+# ----------------------------------------------------------------------------------- SDMGrad and MoDo
+def _double_sampled(main, first, second, loss_weights=None) -> TaskGradients:
+    """The step's TaskGradients: G of the step's batch ζ and of the two extra batches ξ₁, ξ₂."""
+    extra = (TaskGradients(first), TaskGradients(second))
+    return TaskGradients(main, extra=extra, loss_weights=loss_weights)
+
+
+def _libmtl_projection(vector: np.ndarray) -> np.ndarray:
+    """The sort-based Euclidean projection onto the simplex that LibMTL's SDMGrad runs in numpy."""
+    ordered = np.sort(vector)[::-1]
+    cumulative = np.cumsum(ordered)
+    rho = np.nonzero(ordered * np.arange(1, len(vector) + 1) > (cumulative - 1))[0][-1]
+    return np.clip(vector - (cumulative[rho] - 1) / (rho + 1), 0, None)
+
+
+def _sdmgrad_reference(first, second, steps, lamda=0.3, niter=20, lr=5.0, momentum=0.5):
+    """LibMTL's SDMGrad weight update, step after step: torch SGD on w, numpy projection, w kept."""
+    task_num = first.shape[0]
+    w = torch.full((task_num,), 1.0 / task_num, dtype=torch.float64)
+    for _ in range(steps):
+        cross = first @ second.T
+        scale = cross.diagonal().clamp_min(0).sqrt().mean()
+        cross = cross / (scale.pow(2) + 1e-8)
+        toward_mean = cross.mean(dim=1)
+        w.requires_grad = True
+        optimizer = torch.optim.SGD([w], lr=lr, momentum=momentum)
+        for _ in range(niter):
+            optimizer.zero_grad()
+            w.grad = cross @ w.detach() + lamda * toward_mean
+            optimizer.step()
+            w.data.copy_(torch.from_numpy(_libmtl_projection(w.data.numpy())))
+        w.requires_grad = False
+    return (w + lamda / task_num) / (1 + lamda)
+
+
+@pytest.mark.parametrize(
+    ("hparams", "weights"),
+    [
+        # C = diag(1, 4), s = 1.5: Ĉ = diag(4/9, 16/9), ∇ = Ĉ w + 0.3 Ĉ 1/2 = (0.2889, 1.1556) at w = ½
+        ({"niter": 1}, [1.15 / 1.3, 0.15 / 1.3]),  # w − 5∇ projects to (1, 0)
+        ({"niter": 1, "lr": 0.1}, [(0.5433333 + 0.15) / 1.3, (0.4566667 + 0.15) / 1.3]),
+    ],
+)
+def test_sdmgrad_one_inner_step_hand_computed(hparams, weights):
+    grads = T([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    method = get("sdmgrad")(2, **hparams)
+    combination = method(_double_sampled(torch.eye(2, dtype=torch.float64), grads, grads))
+    torch.testing.assert_close(combination.weights, T(weights, dtype=torch.float64), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "hparams",
+    [{}, {"lamda": 1.0}, {"lamda": 0.0}, {"niter": 3}, {"lr": 0.5}, {"momentum": 0.0}, {"momentum": 0.9}],
+)
+def test_sdmgrad_matches_libmtls_update_over_steps(hparams):
+    first = random_grads(3, seed=20)
+    second = 0.5 * random_grads(3, seed=21) + 0.8 * first  # correlated batches: an interior optimum
+    main = random_grads(3, seed=3)
+    method = get("sdmgrad")(3, **hparams)
+    for _ in range(2):  # w is carried from step to step
+        combination = method(_double_sampled(main, first, second))
+    expected = _sdmgrad_reference(first, second, steps=2, **hparams)
+    torch.testing.assert_close(combination.weights, expected)
+    torch.testing.assert_close(combination.direction_for(main), expected @ main)
+    if hparams:  # every hyperparameter moves the weights away from the default's
+        default = _sdmgrad_reference(first, second, steps=2)
+        assert (expected - default).abs().max() > 0.03, hparams
+
+
+def test_sdmgrad_weights_come_from_the_extra_batches_only():
+    first, second = random_grads(3, seed=4), random_grads(3, seed=5)
+    one = get("sdmgrad")(3)(_double_sampled(random_grads(3, seed=6), first, second)).weights
+    other = get("sdmgrad")(3)(_double_sampled(random_grads(3, seed=7) * 5, first, second)).weights
+    torch.testing.assert_close(one, other)
+    swapped = get("sdmgrad")(3)(_double_sampled(random_grads(3, seed=6), second, first)).weights
+    assert (swapped - one).abs().max() > 1e-4  # C = G(ξ₁) G(ξ₂)ᵀ is not symmetric
+
+
+@pytest.mark.parametrize(
+    ("hparams", "steps", "weights"),
+    [
+        # C = G(ξ₁) G(ξ₂)ᵀ = [[1, 0], [1, 1]]: C λ = (½, 1) at λ = ½ (Cᵀ: (1, ½)); ρ λ = (0.05, 0.05)
+        ({}, 1, [0.50025, 0.49975]),  # ½ − 1e-3 (0.55, 1.05) = (0.49945, 0.49895), + 0.0008 each
+        ({"gamma": 0.1}, 1, [0.525, 0.475]),  # (0.445, 0.395) + 0.08
+        ({"gamma": 0.1, "rho": 0.0}, 1, [0.525, 0.475]),  # (0.45, 0.40) + 0.075: ρ λ is uniform at λ = ½
+        # the second step, from (0.525, 0.475): C λ = (0.525, 1.0), ρ λ = (0.0525, 0.0475)
+        ({"gamma": 0.1}, 2, [0.5485, 0.4515]),  # (0.46725, 0.37025) + 0.08125
+        ({"gamma": 0.1, "rho": 0.0}, 2, [0.54875, 0.45125]),  # (0.4725, 0.375) + 0.07625
+    ],
+)
+def test_modo_weight_update_hand_computed(hparams, steps, weights):
+    first = T([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    second = T([[1.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+    method = get("modo")(2, **hparams)
+    for _ in range(steps):
+        combination = method(_double_sampled(torch.eye(2, dtype=torch.float64), first, second))
+    torch.testing.assert_close(combination.weights, T(weights, dtype=torch.float64))
+
+
+def test_modo_projects_onto_the_simplex_and_combines_the_step_batch():
+    first = T([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    second = T([[3.0, 0.0], [0.0, -1.0]], dtype=torch.float64)  # C = diag(3, −1)
+    method = get("modo")(2, gamma=1.0, rho=0.0)
+    main = T([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    combination = method(_double_sampled(main, first, second))
+    # ½ − (1.5, −0.5) = (−1, 1): projected to (0, 1)
+    torch.testing.assert_close(combination.weights, T([0.0, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(combination.direction_for(main), main[1])
+    torch.testing.assert_close(method.lambd, T([0.0, 1.0]))  # the state, kept for the next step
+
+
+@pytest.mark.parametrize("name", ["sdmgrad", "modo"])
+def test_double_sampling_reads_the_cross_gram_at_libmtls_loss_scale(name):
+    """EW's λ = 1/T makes G (and so C) T² times smaller than LibMTL's unweighted losses: C is divided by
+    mean(λ)², so the weights are LibMTL's; without loss weights (a plain matrix) C is read as given."""
+    first, second, main = random_grads(3, seed=8), random_grads(3, seed=9), random_grads(3, seed=10)
+    hparams = {"gamma": 0.05} if name == "modo" else {}
+    libmtl = get(name)(3, **hparams)(_double_sampled(main, first, second)).weights
+    ew = torch.full((3,), 1 / 3, dtype=torch.float64)
+    ours = get(name)(3, **hparams)(_double_sampled(main / 3, first / 3, second / 3, loss_weights=ew)).weights
+    torch.testing.assert_close(ours, libmtl)
+    unscaled = get(name)(3, **hparams)(_double_sampled(main / 3, first / 3, second / 3)).weights
+    if name == "modo":  # γ is a step size on C
+        assert (unscaled - libmtl).abs().max() > 1e-4
+    else:  # SDMGrad normalises C by s²: only its 1e-8 sees the scale
+        torch.testing.assert_close(unscaled, libmtl)
+
+
+def test_double_sampling_without_extra_batches_uses_the_one_matrix():
+    grads = random_grads(3, seed=11)
+    with_extras = get("modo")(3, gamma=0.05)(_double_sampled(grads, grads, grads)).weights
+    torch.testing.assert_close(get("modo")(3, gamma=0.05)(TaskGradients(grads)).weights, with_extras)
+
+
+@pytest.mark.parametrize(
+    ("name", "hparams", "key"),
+    [
+        ("sdmgrad", {"lamda": -1.0}, "sdmgrad.yaml"),
+        ("sdmgrad", {"momentum": 1.0}, "sdmgrad.yaml"),
+        ("sdmgrad", {"lr": 0.0}, "sdmgrad.yaml"),
+        ("modo", {"gamma": 0.0}, "modo.yaml"),
+        ("modo", {"rho": -0.1}, "modo.yaml"),
+    ],
+)
+def test_double_sampling_bad_hparams_name_the_file(name, hparams, key):
+    with pytest.raises(ValueError, match=key):
+        get(name)(2, **hparams)
+
+
+def test_inner_products_of_batches_of_different_sizes_name_the_fix():
+    with pytest.raises(ValueError, match="drop_last"):
+        TaskGradients(torch.ones(2, 4)).inner(TaskGradients(torch.ones(2, 6)))
+
+
+# ------------------------------------------------------------------------------------------------- MoCo
+def _moco_reference(matrices, losses, beta=0.5, beta_sigma=0.5, gamma=0.1, gamma_sigma=0.5, rho=0.0):
+    """LibMTL's MoCo update, step after step (their loop over tasks for the normalisation)."""
+    task_num = matrices[0].shape[0]
+    tracked = torch.zeros_like(matrices[0])
+    lambd = torch.full((task_num,), 1.0 / task_num, dtype=torch.float64)
+    for step, grads in enumerate(matrices, start=1):
+        normalised = torch.stack([grads[t] / (grads[t].norm() + 1e-8) * losses[t] for t in range(task_num)])
+        tracked = tracked - (beta / step**beta_sigma) * (tracked - normalised)
+        mixing = tracked @ tracked.T + rho * torch.eye(task_num, dtype=torch.float64)
+        lambd = torch.softmax(lambd - (gamma / step**gamma_sigma) * mixing @ lambd, dim=-1)
+    return tracked.T @ lambd
+
+
+def test_moco_first_step_hand_computed():
+    # ‖g‖ = (3, 1), ℓ = (2, 1): H = [[2, 0], [0, 1]]; Y = ½ H; Y Yᵀ λ = (0.5, 0.125) at λ = ½;
+    # λ = softmax(½ − 0.1 (0.5, 0.125)) = softmax(0.45, 0.4875)
+    method = get("moco")(2)
+    direction = method.aggregate(T([[3.0, 0.0], [0.0, 1.0]], dtype=torch.float64), T([2.0, 1.0]))
+    first = 1 / (1 + np.exp(0.0375))
+    torch.testing.assert_close(direction, T([first, 0.5 * (1 - first)], dtype=torch.float64))
+    torch.testing.assert_close(method.lambd, T([first, 1 - first], dtype=torch.float32))
+    torch.testing.assert_close(method.tracked, T([[1.0, 0.0], [0.0, 0.5]], dtype=torch.float64))
+    torch.testing.assert_close(method.step, T(1.0))
+
+
+@pytest.mark.parametrize(
+    ("hparams", "baseline"),
+    [
+        ({}, None),
+        ({"beta": 0.9}, {}),
+        ({"beta_sigma": 0.0}, {}),
+        ({"gamma": 1.0}, {}),
+        ({"gamma_sigma": 0.0}, {}),
+        ({"gamma": 1.0, "rho": 2.0}, {"gamma": 1.0}),  # ρ acts once λ is not uniform: after step 1
+    ],
+)
+def test_moco_matches_libmtls_update_over_steps(hparams, baseline):
+    matrices = [random_grads(3, dim=8, seed=seed) for seed in (30, 31, 32)]
+    losses = T([1.5, 0.5, 1.0], dtype=torch.float64)
+    method = get("moco")(3, **hparams)
+    for grads in matrices:
+        direction = method.aggregate(grads, losses)
+    expected = _moco_reference(matrices, losses, **hparams)
+    torch.testing.assert_close(direction, expected, rtol=1e-6, atol=1e-7)
+    if baseline is not None:  # every hyperparameter changes the direction
+        assert (expected - _moco_reference(matrices, losses, **baseline)).abs().max() > 1e-3, hparams
+
+
+def test_moco_scales_by_the_loss_weights_relative_to_their_mean():
+    """G = ∇(λ_t ℓ_t): EW's λ = 1/T gives LibMTL's update; other weights scale h_t by λ_t / mean(λ)."""
+    grads, losses = random_grads(2, dim=5, seed=33), T([2.0, 1.0], dtype=torch.float64)
+    libmtl = get("moco")(2)(TaskGradients(grads), losses).direction
+    ew = TaskGradients(grads / 2, loss_weights=T([0.5, 0.5], dtype=torch.float64))
+    torch.testing.assert_close(get("moco")(2)(ew, losses).direction, libmtl)
+    weighted = TaskGradients(grads * T([[0.2], [0.8]]), loss_weights=T([0.2, 0.8], dtype=torch.float64))
+    # the same as unweighted G with losses scaled by λ / mean(λ) = (0.4, 1.6)
+    expected = get("moco")(2)(TaskGradients(grads), losses * T([0.4, 1.6])).direction
+    torch.testing.assert_close(get("moco")(2)(weighted, losses).direction, expected)
+
+
+def test_moco_state_survives_a_checkpoint():
+    grads, losses = random_grads(2, dim=5, seed=34), T([1.0, 2.0])
+    trained = get("moco")(2)
+    trained.aggregate(grads, losses)
+    restored = get("moco")(2)
+    restored.load_state_dict(trained.state_dict())
+    torch.testing.assert_close(restored.aggregate(grads, losses), trained.aggregate(grads, losses))
+
+
+def test_moco_needs_losses_param_mode_and_one_gradient_shape(fast_config):
+    with pytest.raises(ValueError, match="aggregate\\(grads, losses\\)"):
+        get("moco")(2).aggregate(torch.eye(2))
+    method = get("moco")(2)
+    method.aggregate(torch.eye(2), T([1.0, 1.0]))
+    with pytest.raises(ValueError, match="build a new method"):
+        method.aggregate(torch.ones(2, 3), T([1.0, 1.0]))
+    with pytest.raises(ValueError, match="moco.yaml"):
+        get("moco")(2, beta=0.0)
+    from rw_mtl.config_checks import validate_config
+
+    for mode in ("rep", "last_layer"):
+        with pytest.raises(ValueError, match="set weighting.grad.mode=param"):
+            validate_config(fast_config("weighting/grad=moco", f"weighting.grad.mode={mode}"))
