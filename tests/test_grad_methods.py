@@ -14,6 +14,7 @@ from torchjd.aggregation import GradVac as TorchJDGradVac
 from torchjd.aggregation import PCGrad as TorchJDPCGrad
 
 from rw_mtl.weighting import GRAD_METHODS, get
+from rw_mtl.weighting.interface import TaskGradients
 from rw_mtl.weighting.simplex import cagrad_weights, min_norm_weights, project_to_simplex
 
 T = torch.tensor
@@ -148,6 +149,51 @@ def test_graddrop_samples_sign_by_purity():
     assert set(direction.unique().tolist()) == {1.0, -3.0}
     assert direction.mean().item() == pytest.approx(-2.0, abs=0.03)
     torch.testing.assert_close(get("graddrop")(2, leak=1.0).aggregate(grads), grads.sum(0))
+
+
+def _rep_gradients(per_sample: torch.Tensor, rep: torch.Tensor) -> TaskGradients:
+    """Rep-mode gradients as the step hands them: [T, B·F] rows, z [B, F] (or [T, B, F])."""
+    return TaskGradients(per_sample.flatten(1), representation=rep, sample_shape=per_sample.shape[2:])
+
+
+def test_graddrop_masks_on_a_hand_made_batch():
+    """Algorithm 1: S_t = Σ_b g_{t,b} sign(z_b) per feature, one mask per feature for the whole batch.
+
+    z = [[1, −1], [−1, 2]];  task 1: g = [[1, 2], [3, −1]],  task 2: g = [[−2, 1], [1, 1]]
+    S_1 = (1 − 3, −2 − 1) = (−2, −3),  S_2 = (−2 − 1, −1 + 1) = (−3, 0)
+    P = ½(1 + ΣS/Σ|S|) = (0, 0): keep the negative S of each feature — task 1 both features, task 2 only
+    feature 0 (its S is 0 on feature 1), for every sample and whatever U draws.
+    """
+    rep = T([[1.0, -1.0], [-1.0, 2.0]])
+    per_sample = T([[[1.0, 2.0], [3.0, -1.0]], [[-2.0, 1.0], [1.0, 1.0]]])
+    combination = get("graddrop")(2)(_rep_gradients(per_sample, rep))
+    expected = T([[[1.0, 2.0], [3.0, -1.0]], [[-2.0, 0.0], [1.0, 0.0]]])
+    torch.testing.assert_close(combination.per_task, expected.flatten(1))
+    # leak 0.25 keeps a quarter of what the mask drops
+    leaky = get("graddrop")(2, leak=0.25)(_rep_gradients(per_sample, rep))
+    torch.testing.assert_close(leaky.per_task[1], T([-2.0, 0.25, 1.0, 0.25]))
+    # the sign of z decides: with z ≥ 0, S = ((4, 1), (−1, 2)) and task 2 keeps feature 1 (P = 1)
+    flipped = get("graddrop")(2)(_rep_gradients(per_sample, rep.abs()))
+    assert not torch.equal(flipped.per_task, combination.per_task)
+
+
+def test_graddrop_one_mask_per_feature_matches_the_reference_formula():
+    """Random batch: the kept gradients equal P, U and M computed by hand with the same uniform draws, and
+    each feature's mask is the same for all 8 samples (per-task z_t too, as LibMTL's multi-input case)."""
+    generator = torch.Generator().manual_seed(0)
+    per_sample = torch.randn(3, 8, 5, generator=generator, dtype=torch.float64)
+    for rep in (torch.randn(8, 5, generator=generator), torch.randn(3, 8, 5, generator=generator)):
+        rep = rep.double()
+        torch.manual_seed(1)
+        got = get("graddrop")(3)(_rep_gradients(per_sample, rep)).per_task.view(3, 8, 5)
+        statistic = (per_sample * rep.sign()).sum(1)
+        purity = 0.5 * (1 + statistic.sum(0) / (statistic.abs().sum(0) + 1e-7))
+        torch.manual_seed(1)
+        uniform = torch.rand(5, dtype=torch.float64)
+        mask = ((purity > uniform) & (statistic > 0)) | ((purity < uniform) & (statistic < 0))
+        torch.testing.assert_close(got, per_sample * mask[:, None, :])
+        kept = got != 0
+        assert torch.equal(kept, kept[:, :1].expand_as(kept))  # the same mask for every sample
 
 
 # ----------------------------------------------------------------------------------------------- IMTL-G
