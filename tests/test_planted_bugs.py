@@ -17,7 +17,7 @@ import torch
 
 from rw_mtl.data import multi_digits
 from rw_mtl.report.collect import collect
-from rw_mtl.report.tables import reference_group, table_rows
+from rw_mtl.report.tables import section_rows
 from rw_mtl.tasks import DepthTask, SemanticSegmentationTask
 from rw_mtl.weighting import get
 from rw_mtl.weighting.interface import TaskGradients
@@ -195,16 +195,18 @@ def test_depth_relative_error_divides_by_the_ground_truth():
 
 # ------------------------------------------------------------------------------------------- the report
 def test_delta_p_reference_is_ew_with_hps_even_when_another_arch_comes_first(tmp_path):
-    """EW on cross_stitch is found before EW on HPS (paths sort so): every Δp, that of EW on cross_stitch
+    """EW on cross_stitch comes before EW on HPS in the section: every Δp, that of EW on cross_stitch
     included, is still against EW with HPS."""
     root = tmp_path / "runs"
     fake_run(root, "ew", "none", 0, 55.0, 0.40, arch="cross_stitch")  # +10 % on miou: Δp = +5 %
     fake_run(root, "ew", "none", 0, 50.0, 0.40)
     fake_run(root, "rlw", "none", 0, 50.0, 0.36)  # −10 % error: Δp = +5 %
-    groups = collect([root])
-    assert [group.arch for group in groups] == ["cross_stitch", "hps", "hps"]
-    assert reference_group(groups, "nyuv2").arch == "hps"
-    deltas = {(row["arch"], row["method"]): row["delta_p"][0] for row in table_rows(groups, "test")}
+    (section,) = collect([root]).sections
+    section.groups.sort(key=lambda group: group.arch != "cross_stitch")  # the other EW first
+    assert [group.arch for group in section.groups][:2] == ["cross_stitch", "hps"]
+    assert section.reference().arch == "hps"
+    rows = section_rows(section, "test", [])
+    deltas = {(row.arch, row.label): row.delta_p[0] for row in rows}
     assert deltas == pytest.approx({("cross_stitch", "EW"): 5.0, ("hps", "EW"): 0.0, ("hps", "RLW"): 5.0})
 
 
@@ -212,10 +214,10 @@ def test_delta_p_reference_falls_back_to_ew_on_another_arch_without_hps(tmp_path
     root = tmp_path / "runs"
     fake_run(root, "ew", "none", 0, 50.0, 0.40, arch="mtan")
     fake_run(root, "rlw", "none", 0, 55.0, 0.40, arch="mtan")
-    groups = collect([root])
-    assert reference_group(groups, "nyuv2").arch == "mtan"
-    assert reference_group(groups, "cityscapes") is None
-    assert table_rows(groups, "test")[1]["delta_p"][0] == pytest.approx(5.0)
+    (section,) = collect([root]).sections
+    assert section.reference().arch == "mtan"
+    rows = {row.label: row for row in section_rows(section, "test", [])}
+    assert rows["RLW"].delta_p[0] == pytest.approx(5.0)
 
 
 # ---------------------------------------------------------------------------------------- multi_digits
