@@ -98,7 +98,7 @@ def parse(argv: list[str]) -> tuple[dict[str, str], list[str], list[str]]:
             )
         else:
             common.append(arg)
-    if "method" not in options:
+    if not options.get("method"):
         raise LitmusError(
             "method=<name> is required: a rw_mtl/conf/method/ preset (e.g. method=cagrad), a weighting "
             "name, or the class path of your own (my_pkg.MyWeighting)"

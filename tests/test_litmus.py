@@ -39,6 +39,7 @@ def test_seeds_needed_is_the_paired_t_tests_power():
     assert seeds_needed(-0.5, 1.0) == 34
     assert seeds_needed(2.0, 0.5) == seeds_needed(4.0, 1.0)  # only the effect size matters
     assert seeds_needed(1.0, 0.0) == 2 and seeds_needed(0.0, 1.0) is None
+    assert seeds_needed(4e-16, 3.0) is None  # equal Δp up to rounding: no difference, not "> 1000 seeds"
 
 
 def test_compare_pairs_seeds_and_gives_the_verdict():
