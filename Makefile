@@ -10,7 +10,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 DEMO_DIR ?= outputs/demo
 RUN_DIR ?= outputs/run
 EXPERIMENTS := table1 table3 table4 table5 table6 table7 table8 fig1 fig2
-.PHONY: help setup run demo report test lint bench clean table2 $(EXPERIMENTS)
+.PHONY: help setup run demo litmus report test lint bench clean table2 $(EXPERIMENTS)
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -29,10 +29,13 @@ run: $(STAMP) ## train EW and RLW on the embedded multi_digits data, then compar
 	$(BIN)/python -m rw_mtl --multirun weighting/loss=ew,rlw hydra.sweep.dir=$(RUN_DIR)
 	$(BIN)/python -m rw_mtl.report $(RUN_DIR)
 
-demo: $(STAMP) ## the litmus test on multi_digits: EW, RLW, RGW, MGDA-UB, CAGrad x 3 seeds, then the report (CPU: 15 jobs of a few minutes)
+demo: $(STAMP) ## the litmus test on multi_digits: EW, RLW, RGW, MGDA-UB, CAGrad x 3 seeds, then the report ending with the verdicts (CPU: 15 jobs of a few minutes)
 	$(BIN)/python -m rw_mtl -m weighting/loss=ew,rlw seed=0,1,2 logger=none hydra.sweep.dir=$(DEMO_DIR)
 	$(BIN)/python -m rw_mtl -m weighting/grad=rgw,mgda_ub,cagrad weighting/loss=ew seed=0,1,2 logger=none hydra.sweep.dir=$(DEMO_DIR)
 	$(BIN)/python -m rw_mtl.report $(DEMO_DIR)
+
+litmus: $(STAMP) ## does METHOD=<name|my_pkg.Class> beat random weighting? vs EW and RLW/RGW on DATASETS (default multi_digits) x SEEDS (3)
+	$(BIN)/python -m rw_mtl litmus method=$(METHOD) datasets=$(or $(DATASETS),multi_digits) seeds=$(or $(SEEDS),3) $(ARGS)
 
 $(EXPERIMENTS): $(STAMP)
 ifdef DRY

@@ -15,6 +15,7 @@ import sys
 SUBCOMMANDS = {
     "eval": "rw_mtl.eval:main",
     "report": "rw_mtl.report.__main__:main",
+    "litmus": "rw_mtl.litmus:main",
 }
 
 

@@ -523,3 +523,55 @@ def test_the_report_says_what_was_grouped(sweep, tmp_path):
         f"| hps | RLW (distribution=dirichlet) | 0 | {groups['RLW (distribution=dirichlet)'].key} |"
         in section
     )
+
+
+def test_report_logged_to_wandb_offline_as_tables_and_images(sweep, tmp_path, monkeypatch):
+    """`--wandb`: one run in the sweep's group holding every table (as printed), the numbers, the litmus
+    verdicts and the three figures."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    root, paper = sweep
+    fake_run(root, "uw", "none", 0, 54.0, 0.37)
+    fake_run(root, "uw", "none", 1, 54.0, 0.37)
+    out = tmp_path / "out"
+    assert main([str(root), "--out", str(out), "--paper-dir", str(paper), "--wandb"]) == 0
+    (run,) = (out / "wandb").glob("offline-run-*")
+    media = run / "files" / "media"
+    (ours,) = (media / "table" / "tables").glob("nyuv2_HPS_*.table.json")
+    printed = json.loads(ours.read_text())
+    assert printed["columns"] == [
+        "block", "method", "seeds", "segmentation/miou ↑", "depth/abs_err ↓", "Δp ↑", "vs RLW/RGW"
+    ]  # fmt: skip
+    assert [row[1] for row in printed["data"]] == [
+        "EW",
+        "UW",
+        "RLW",
+        "RLW (distribution=dirichlet)",
+        "RLW + CAGrad",
+    ]
+    (litmus,) = (media / "table").glob("litmus_*.table.json")
+    verdicts = json.loads(litmus.read_text())
+    assert [row[1:3] for row in verdicts["data"]] == [["UW", "RLW"]]
+    assert {path.name.rsplit("_", 2)[0] for path in (media / "images" / "figures").glob("*.png")} == {
+        "fig1_distributions",
+        "fig2_validation",
+        "litmus",
+    }
+    record = next(run.glob("*.wandb")).read_bytes()
+    assert b"sweep" in record and b"report" in record  # the group (the sweep's directory) and the job type
+
+
+def test_the_wandb_group_is_the_sweeps(tmp_path):
+    """As rw_mtl.wandb_run groups the training runs: experiment_name, else the sweep directory relative to
+    paths.log_dir."""
+    from rw_mtl.report.collect import collect
+    from rw_mtl.report.wandb_report import report_group
+
+    metrics = {"segmentation": {"miou": 50.0}, "depth": {"abs_err": 0.4}}
+    logs = tmp_path / "outputs"
+    for name, config in (("a", {"experiment_name": "table1"}), ("b", {"paths": {"log_dir": str(logs)}})):
+        write_run(
+            logs / name / "multirun" / "x" / "seed0", seed=0, metrics=metrics, tasks=DIRECTIONS, config=config
+        )
+    assert report_group(collect([logs / "a"]), [logs / "a"]) == "table1"
+    assert report_group(collect([logs / "b" / "multirun"]), [logs / "b" / "multirun"]) == "b/multirun"

@@ -1,8 +1,8 @@
 """One report: collect → tables → Markdown, CSV, LaTeX, litmus.json and figures, each written atomically.
 
-``build`` is what ``rw-mtl report`` and ``rw-mtl litmus`` share; its Markdown ends with the litmus verdicts,
-what was grouped (every group's identity, seeds and directory) and the notes (skipped files, duplicates,
-blank Δp).
+``build`` is what ``rw-mtl report`` and ``rw-mtl litmus`` share. Its Markdown: the tables, the Table 4/5
+grids, what was grouped (every group's identity, seeds and directory), the notes (skipped files,
+duplicates, blank Δp), and last the litmus verdicts.
 """
 
 from __future__ import annotations
@@ -50,12 +50,12 @@ def build(directories: list[Path], split: str, paper_dir: Path | None, delta_p: 
     tables, table_notes = build_tables(collection, split, paper_dir, delta_p)
     notes = [*collection.notes, *table_notes]
     parts = [f"# rw_mtl report ({split})", "", render_markdown(tables), render_grids(tables, paper_dir)]
-    entries = litmus_entries(tables)
-    if entries:
-        parts += ["## Litmus test: does each method beat random weighting?", "", render_summary(entries)]
     parts += ["## What was grouped", "", grouping(collection), ""]
     if notes:
         parts += ["## Notes", "", *[f"- {note}" for note in notes], ""]
+    entries = litmus_entries(tables)
+    if entries:  # last: the conclusion a reader of the console sees
+        parts += ["## Litmus test: does each method beat random weighting?", "", render_summary(entries)]
     return Report(collection, tables, notes, "\n".join(parts))
 
 

@@ -81,7 +81,6 @@ def distribution_boxplot(tables: list[Table], path: Path) -> Path | None:
             axes.set_ylabel("Δp vs EW (%)")
             axes.set_xlabel("RLW sampling distribution")
             axes.set_title(f"{table.section.title}: RLW, {_seed_text(values)}")
-            axes.legend(loc="best", frameon=False)
         return _save(figure, path)
 
 
@@ -142,7 +141,6 @@ def validation_curves(tables: list[Table], path: Path) -> Path | None:
             axes.set_xlabel("epoch")
             axes.set_ylabel("validation Δp vs EW (%)")
             axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-            _legend_below(axes, len(curves))
         return _save(figure, path)
 
 
@@ -196,18 +194,27 @@ def litmus_plot(tables: list[Table], path: Path) -> Path | None:
             counts = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
             axes.set_title(f"{table.title} ({counts} seeds)")
             axes.set_xlabel("Δp vs EW (%): mean, 95% t-interval over seeds")
-            _legend_below(axes, 3)
         return _save(figure, path)
 
 
-def _legend_below(axes, entries: int) -> None:
-    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False, ncol=2 if entries > 1 else 1)
+def _legend_below(figure) -> None:
+    """One legend under all panels (their labels, once each), outside every axis label."""
+    entries: dict[str, object] = {}
+    for axes in figure.axes:
+        for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if entries:
+        figure.legend(
+            list(entries.values()), list(entries), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+            frameon=False, ncol=2 if len(entries) > 1 else 1,
+        )  # fmt: skip
 
 
 def _save(figure, path: Path) -> Path:
     from rw_mtl.results import replace_atomically
 
     figure.tight_layout()
+    _legend_below(figure)
     with replace_atomically(path) as temporary:
         figure.savefig(temporary, dpi=200, format="png", bbox_inches="tight")
     plt.close(figure)

@@ -97,12 +97,19 @@ def weighting_defaults(kind: str, name: str) -> dict[str, Any]:
     return {k: v for k, v in flatten(picked, f"weighting.{kind}").items() if not _under(k, IGNORED)}
 
 
-def experiment_config(run: Mapping[str, Any]) -> dict[str, Any]:
-    """The flattened config of a results.json payload without the ``IGNORED`` keys, completed by the
-    payload's own fields (dataset, task set, architecture and methods), which every results.json has."""
-    flat = {k: v for k, v in flatten(run.get("config") or {}).items() if not _under(k, IGNORED)}
-    if flat.get("weighting.grad.name") == NO_GRAD:  # no gradient method: its mode and hparams do nothing
+def config_flat(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved config flattened, without the ``IGNORED`` keys (and without the mode and hparams of
+    ``weighting/grad=none``, which do nothing)."""
+    flat = {k: v for k, v in flatten(config).items() if not _under(k, IGNORED)}
+    if flat.get("weighting.grad.name") == NO_GRAD:
         flat = {k: v for k, v in flat.items() if not k.startswith("weighting.grad.") or k.endswith(".name")}
+    return flat
+
+
+def experiment_config(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The flattened config of a results.json payload (``config_flat``), completed by the payload's own
+    fields (dataset, task set, architecture and methods), which every results.json has."""
+    flat = config_flat(run.get("config") or {})
     flat["dataset.name"] = run["dataset"]
     flat["tasks"] = json.dumps(run["tasks"], sort_keys=True)
     for field in RESULT_FIELDS:
@@ -122,6 +129,18 @@ def split_identity(flat: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, A
     setting = {k: v for k, v in flat.items() if not is_method_key(k)}
     method = {k: v for k, v in flat.items() if is_method_key(k)}
     return setting, method
+
+
+def config_part(part: Mapping[str, Any]) -> dict[str, Any]:
+    """A setting or method part without what only results.json knows (the task set, its own fields)."""
+    return {k: v for k, v in part.items() if k != "tasks" and not k.startswith("result.")}
+
+
+def config_identity(config: Mapping[str, Any]) -> tuple[str, str]:
+    """The digests of a composed config's setting and method parts; a group whose ``config_part``s have
+    the same digests holds that config's runs (how ``rw-mtl litmus`` finds the runs it asked for)."""
+    setting, method = split_identity(config_flat(config))
+    return digest(config_part(setting)), digest(config_part(method))
 
 
 def digest(part: Mapping[str, Any]) -> str:

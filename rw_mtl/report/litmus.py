@@ -107,7 +107,7 @@ def seeds_needed(mean: float, sd: float, alpha: float = ALPHA, power: float = PO
     (noncentral t); None where no finite n does (no difference) or more than MAX_SEEDS would be needed."""
     from scipy import stats
 
-    if mean == 0:
+    if abs(mean) <= 1e-12 * max(1.0, sd):  # no difference (up to rounding of equal Δp)
         return None
     if sd == 0:
         return 2
@@ -140,7 +140,8 @@ def compare(
     else:
         needed = seeds_needed(mean, std)
         if needed is None:
-            note = "no difference observed" if mean == 0 else f"more than {MAX_SEEDS}"
+            no_difference = abs(mean) <= 1e-12 * max(1.0, std)
+            note = "no difference observed" if no_difference else f"more than {MAX_SEEDS}"
     return Comparison(
         method, reference, method_dp, reference_dp, seeds, differences, mean, std, interval,
         verdict(interval), needed, note,

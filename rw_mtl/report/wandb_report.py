@@ -95,4 +95,5 @@ def log_report(project: str, group: str, out: Path, tables: list[Table], figures
         run.summary[f"litmus/{slug(title)}/{slug(comparison.method)}"] = comparison.verdict
     directory = run.dir
     run.finish()
+    wandb.teardown()  # the record is written by W&B's service: complete on disk before the command returns
     return directory
