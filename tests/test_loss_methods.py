@@ -380,3 +380,75 @@ def test_db_mtl_refuses_rep_mode_and_needs_losses():
         method.aggregate(torch.ones(2, 6))
     with pytest.raises(ValueError, match="weighting.grad.hparams.beta"):
         get("db_mtl")(2, beta=1.0)
+
+
+# ----------------------------------------------------------------------------------------------- Auto-λ
+def _regression_problem(dtype=torch.float64):
+    """Two least-squares tasks on one linear model: losses quadratic in θ = (w, b)."""
+    generator = torch.Generator().manual_seed(0)
+    x_train, x_val = torch.randn(6, 3, generator=generator), torch.randn(5, 3, generator=generator)
+    targets = torch.randn(2, 3, generator=generator)
+    theta = {
+        "w": torch.randn(3, generator=generator).to(dtype).requires_grad_(True),
+        "b": torch.randn(1, generator=generator).to(dtype).requires_grad_(True),
+    }
+
+    def task_losses(params, x):
+        x = x.to(dtype)
+        out = x @ params["w"] + params["b"]
+        return torch.stack([((out - x @ targets[t].to(dtype)) ** 2).mean() for t in range(2)])
+
+    return theta, task_losses, x_train, x_val
+
+
+def _meta(theta, task_losses, x_train, x_val, lr):
+    return MetaStep(
+        losses=task_losses(theta, x_train),
+        params=theta,
+        validation_losses=lambda p: task_losses(p, x_val),
+        training_losses=lambda p: task_losses(p, x_train),
+        learning_rate=lr,
+    )
+
+
+def _unrolled_validation_gradient(theta, task_losses, x_train, x_val, weights, lr):
+    """∂ Σ_t ℓ_t^val(θ − η Σ_s λ_s ∇ℓ_s^train(θ)) / ∂λ, by autograd through the unroll."""
+    weights = weights.detach().clone().requires_grad_(True)
+    grads = [torch.autograd.grad(task_losses(theta, x_train)[s], list(theta.values())) for s in range(2)]
+    virtual = {
+        name: value - lr * sum(weights[s] * grads[s][i] for s in range(2))
+        for i, (name, value) in enumerate(theta.items())
+    }
+    return torch.autograd.grad(task_losses(virtual, x_val).sum(), weights)[0]
+
+
+@pytest.mark.parametrize("init", [0.1, 0.5])
+def test_auto_lambda_hypergradient_is_the_unrolled_validation_gradient(init):
+    """The central difference is exact for these quadratic losses: ∂L^val(θ')/∂λ to float64 precision."""
+    theta, task_losses, x_train, x_val = _regression_problem()
+    method = get("auto_lambda")(2, init=init).double()
+    torch.testing.assert_close(method.weights(torch.ones(2)), torch.full((2,), init))
+    surrogate = method.meta_step(_meta(theta, task_losses, x_train, x_val, lr=0.1))
+    expected = _unrolled_validation_gradient(theta, task_losses, x_train, x_val, method.meta_weights, 0.1)
+    torch.testing.assert_close(method.last_hypergradient, expected, atol=1e-10, rtol=1e-7)
+    (update,) = torch.autograd.grad(surrogate, method.meta_weights)
+    torch.testing.assert_close(update, expected, atol=1e-10, rtol=1e-7)
+
+
+def test_auto_lambda_init_and_learning_rate_change_the_step():
+    theta, task_losses, x_train, x_val = _regression_problem()
+    by_init = [
+        _unrolled_validation_gradient(theta, task_losses, x_train, x_val, torch.full((2,), init), 0.1)
+        for init in (0.1, 0.5)
+    ]
+    assert not torch.allclose(by_init[0], by_init[1])  # θ' depends on λ's initial value
+    slow, fast = get("auto_lambda")(2), get("auto_lambda")(2, learning_rate=1e-2)
+    assert (slow.learning_rate, slow.weight_decay, fast.learning_rate) == (1e-4, 0.0, 1e-2)
+    for method in (slow, fast):  # one Adam step of λ in its own group moves it by its learning rate
+        optimizer = torch.optim.Adam(
+            [{"params": [method.meta_weights], "lr": method.learning_rate}], weight_decay=0.0
+        )
+        method.meta_weights.grad = by_init[0].float()
+        optimizer.step()
+    torch.testing.assert_close(slow.meta_weights.detach(), 0.1 - 1e-4 * by_init[0].sign().float())
+    torch.testing.assert_close(fast.meta_weights.detach(), 0.1 - 1e-2 * by_init[0].sign().float())

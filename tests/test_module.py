@@ -93,6 +93,19 @@ CASES = {
     "mtan+rlw+cagrad": ["arch=mtan", "weighting/loss=rlw", "weighting/grad=cagrad"],
     "nddr_cnn+rgw-param": ["arch=nddr_cnn", "weighting/grad=rgw", "weighting.grad.mode=param"],
     "moml+mgda_ub": ["weighting/loss=moml", "weighting/grad=mgda_ub"],
+    "gls": ["weighting/loss=gls"],
+    "stch": ["weighting/loss=stch"],
+    "stch-after-warm-up+pcgrad": [
+        "weighting/loss=stch",
+        "weighting.loss.hparams.warmup_epoch=0",
+        "weighting/grad=pcgrad",
+    ],
+    "famo": ["weighting/loss=famo"],
+    "famo+cagrad-rep": ["weighting/loss=famo", "weighting/grad=cagrad", "weighting.grad.mode=rep"],
+    "excess_mtl": ["weighting/grad=excess_mtl"],
+    "uw+excess_mtl-rep": ["weighting/loss=uw", "weighting/grad=excess_mtl", "weighting.grad.mode=rep"],
+    "auto_lambda": ["weighting/loss=auto_lambda"],
+    "auto_lambda+imtl_g": ["weighting/loss=auto_lambda", "weighting/grad=imtl_g"],
 }
 
 

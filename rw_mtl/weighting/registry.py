@@ -22,6 +22,7 @@ from rw_mtl.weighting.grad.mgda_ub import MGDA_UB
 from rw_mtl.weighting.grad.pcgrad import PCGrad
 from rw_mtl.weighting.grad.rgw import RGW
 from rw_mtl.weighting.grad.rotograd import RotoGrad
+from rw_mtl.weighting.loss.auto_lambda import AutoLambda
 from rw_mtl.weighting.loss.dwa import DWA
 from rw_mtl.weighting.loss.ew import EW
 from rw_mtl.weighting.loss.famo import FAMO
@@ -42,6 +43,7 @@ LOSS_METHODS: dict[str, type[LossWeighting]] = {
     "gls": GLS,
     "stch": STCH,
     "famo": FAMO,
+    "auto_lambda": AutoLambda,
 }
 
 GRAD_METHODS: dict[str, type[GradWeighting]] = {
