@@ -137,7 +137,7 @@ def test_a_fixture_smaller_than_795_names_the_key_for_a_seeded_split(tmp_path):
         CityscapesDataModule(data_dir=str(write_tiny_cityscapes(tmp_path)), validation="held_out")
 
 
-@pytest.mark.parametrize("method", ["moml", "auto_lambda"])
+@pytest.mark.parametrize("method", ["moml", "auto_lambda", "forum"])
 def test_bilevel_methods_refuse_the_test_split_as_validation(tmp_path, method):
     overrides = tiny_dataset_overrides("nyuv2", tmp_path / "data")
     config = compose_config(

@@ -106,6 +106,8 @@ CASES = {
     "uw+excess_mtl-rep": ["weighting/loss=uw", "weighting/grad=excess_mtl", "weighting.grad.mode=rep"],
     "auto_lambda": ["weighting/loss=auto_lambda"],
     "auto_lambda+imtl_g": ["weighting/loss=auto_lambda", "weighting/grad=imtl_g"],
+    "forum": ["weighting/loss=forum"],
+    "forum+rgw-rep": ["weighting/loss=forum", "weighting/grad=rgw"],
 }
 
 

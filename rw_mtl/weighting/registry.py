@@ -26,6 +26,7 @@ from rw_mtl.weighting.loss.auto_lambda import AutoLambda
 from rw_mtl.weighting.loss.dwa import DWA
 from rw_mtl.weighting.loss.ew import EW
 from rw_mtl.weighting.loss.famo import FAMO
+from rw_mtl.weighting.loss.forum import FORUM
 from rw_mtl.weighting.loss.gls import GLS
 from rw_mtl.weighting.loss.imtl_l import IMTL_L
 from rw_mtl.weighting.loss.moml import MOML
@@ -44,6 +45,7 @@ LOSS_METHODS: dict[str, type[LossWeighting]] = {
     "stch": STCH,
     "famo": FAMO,
     "auto_lambda": AutoLambda,
+    "forum": FORUM,
 }
 
 GRAD_METHODS: dict[str, type[GradWeighting]] = {
