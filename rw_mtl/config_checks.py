@@ -63,13 +63,16 @@ def validate_config(cfg: DictConfig) -> None:
 
 
 def refuse_learning_from_test(cfg: DictConfig, loss_method: type) -> None:
-    """A loss method that learns from validation batches (MOML) must not see the test split."""
+    """A loss method that learns from validation batches (MOML, Auto-λ, FORUM) must not see the test
+    split."""
     if (
         getattr(loss_method, "needs_validation_batch", False)
         and OmegaConf.select(cfg, VALIDATION_KEY) == TEST
     ):
+        name = cfg.weighting.loss.name
+        preset = f" (rw_mtl/conf/method/{name}.yaml does)" if name != CUSTOM_METHOD else ""
         raise ValueError(
-            f"{cfg.weighting.loss.name} learns from validation batches, but {VALIDATION_KEY}={TEST} makes "
-            f"the test split the validation split (it would learn from the test set); set "
-            f"{VALIDATION_KEY}={HELD_OUT} (rw_mtl/conf/method/moml.yaml does)"
+            f"{name} learns from validation batches, but {VALIDATION_KEY}={TEST} makes the test split "
+            f"the validation split (it would learn from the test set); set {VALIDATION_KEY}={HELD_OUT}"
+            f"{preset}"
         )

@@ -137,17 +137,20 @@ def test_a_fixture_smaller_than_795_names_the_key_for_a_seeded_split(tmp_path):
         CityscapesDataModule(data_dir=str(write_tiny_cityscapes(tmp_path)), validation="held_out")
 
 
-def test_moml_refuses_the_test_split_as_validation(tmp_path):
+@pytest.mark.parametrize("method", ["moml", "auto_lambda", "forum"])
+def test_bilevel_methods_refuse_the_test_split_as_validation(tmp_path, method):
     overrides = tiny_dataset_overrides("nyuv2", tmp_path / "data")
     config = compose_config(
-        [*FAST_TRAINER, "dataset=nyuv2", *overrides, "weighting/loss=moml"], tmp_path / "r"
+        [*FAST_TRAINER, "dataset=nyuv2", *overrides, f"weighting/loss={method}"], tmp_path / "r"
     )
     with pytest.raises(
-        ValueError, match=r"moml learns from validation.*dataset.datamodule.validation=held_out"
+        ValueError,
+        match=rf"{method} learns from validation.*dataset.datamodule.validation=held_out "
+        rf"\(rw_mtl/conf/method/{method}.yaml does\)",
     ):
         validate_config(config)
     assert not (tmp_path / "r").exists()
-    composed = compose_config(["dataset=nyuv2", "+method=moml"])
+    composed = compose_config(["dataset=nyuv2", f"+method={method}"])
     assert composed.dataset.datamodule.validation == "held_out"
     validate_config(composed)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -380,3 +381,226 @@ def test_db_mtl_refuses_rep_mode_and_needs_losses():
         method.aggregate(torch.ones(2, 6))
     with pytest.raises(ValueError, match="weighting.grad.hparams.beta"):
         get("db_mtl")(2, beta=1.0)
+
+
+# ----------------------------------------------------------------------------------------------- Auto-λ
+def _regression_problem(dtype=torch.float64):
+    """Two least-squares tasks on one linear model: losses quadratic in θ = (w, b)."""
+    generator = torch.Generator().manual_seed(0)
+    x_train, x_val = torch.randn(6, 3, generator=generator), torch.randn(5, 3, generator=generator)
+    targets = torch.randn(2, 3, generator=generator)
+    theta = {
+        "w": torch.randn(3, generator=generator).to(dtype).requires_grad_(True),
+        "b": torch.randn(1, generator=generator).to(dtype).requires_grad_(True),
+    }
+
+    def task_losses(params, x):
+        x = x.to(dtype)
+        out = x @ params["w"] + params["b"]
+        return torch.stack([((out - x @ targets[t].to(dtype)) ** 2).mean() for t in range(2)])
+
+    return theta, task_losses, x_train, x_val
+
+
+def _meta(theta, task_losses, x_train, x_val, lr):
+    return MetaStep(
+        losses=task_losses(theta, x_train),
+        params=theta,
+        validation_losses=lambda p: task_losses(p, x_val),
+        training_losses=lambda p: task_losses(p, x_train),
+        learning_rate=lr,
+    )
+
+
+def _unrolled_validation_gradient(theta, task_losses, x_train, x_val, weights, lr):
+    """∂ Σ_t ℓ_t^val(θ − η Σ_s λ_s ∇ℓ_s^train(θ)) / ∂λ, by autograd through the unroll."""
+    weights = weights.detach().clone().requires_grad_(True)
+    grads = [torch.autograd.grad(task_losses(theta, x_train)[s], list(theta.values())) for s in range(2)]
+    virtual = {
+        name: value - lr * sum(weights[s] * grads[s][i] for s in range(2))
+        for i, (name, value) in enumerate(theta.items())
+    }
+    return torch.autograd.grad(task_losses(virtual, x_val).sum(), weights)[0]
+
+
+@pytest.mark.parametrize("init", [0.1, 0.5])
+def test_auto_lambda_hypergradient_is_the_unrolled_validation_gradient(init):
+    """The central difference is exact for these quadratic losses: ∂L^val(θ')/∂λ to float64 precision."""
+    theta, task_losses, x_train, x_val = _regression_problem()
+    method = get("auto_lambda")(2, init=init).double()
+    torch.testing.assert_close(method.weights(torch.ones(2)), torch.full((2,), init))
+    surrogate = method.meta_step(_meta(theta, task_losses, x_train, x_val, lr=0.1))
+    expected = _unrolled_validation_gradient(theta, task_losses, x_train, x_val, method.meta_weights, 0.1)
+    torch.testing.assert_close(method.last_hypergradient, expected, atol=1e-10, rtol=1e-7)
+    (update,) = torch.autograd.grad(surrogate, method.meta_weights)
+    torch.testing.assert_close(update, expected, atol=1e-10, rtol=1e-7)
+
+
+def test_auto_lambda_init_and_learning_rate_change_the_step():
+    theta, task_losses, x_train, x_val = _regression_problem()
+    by_init = [
+        _unrolled_validation_gradient(theta, task_losses, x_train, x_val, torch.full((2,), init), 0.1)
+        for init in (0.1, 0.5)
+    ]
+    assert not torch.allclose(by_init[0], by_init[1])  # θ' depends on λ's initial value
+    slow, fast = get("auto_lambda")(2), get("auto_lambda")(2, learning_rate=1e-2)
+    assert (slow.learning_rate, slow.weight_decay, fast.learning_rate) == (1e-4, 0.0, 1e-2)
+    for method in (slow, fast):  # one Adam step of λ in its own group moves it by its learning rate
+        optimizer = torch.optim.Adam(
+            [{"params": [method.meta_weights], "lr": method.learning_rate}], weight_decay=0.0
+        )
+        method.meta_weights.grad = by_init[0].float()
+        optimizer.step()
+    torch.testing.assert_close(slow.meta_weights.detach(), 0.1 - 1e-4 * by_init[0].sign().float())
+    torch.testing.assert_close(fast.meta_weights.detach(), 0.1 - 1e-2 * by_init[0].sign().float())
+
+
+# ------------------------------------------------------------------------------------------------ FORUM
+def _scipy_subproblem(gram, pi, c):
+    """FORUM's Eq. 14 as the official code states it for cvxpy, in the T + 1 variables v = (w, μ) ≥ 0:
+    min vᵀ M v − μ c s.t. Σ w = 1, μ ≥ wᵀπ — solved by SLSQP from several starts."""
+    from scipy.optimize import minimize
+
+    gram, pi, c = gram.double().numpy(), pi.double().numpy(), float(c)
+    task_num, best = len(pi), None
+    for seed in range(4):
+        start = np.random.default_rng(seed).dirichlet(np.ones(task_num))
+        result = minimize(
+            lambda v: v @ gram @ v - v[-1] * c,
+            np.append(start, max(0.0, start @ pi) + 0.1),
+            jac=lambda v: 2 * gram @ v - np.append(np.zeros(task_num), c),
+            constraints=[
+                {"type": "eq", "fun": lambda v: v[:-1].sum() - 1},
+                {"type": "ineq", "fun": lambda v: v[-1] - v[:-1] @ pi},
+            ],
+            bounds=[(0, None)] * (task_num + 1),
+            method="SLSQP",
+            options={"ftol": 1e-15, "maxiter": 1000},
+        )
+        best = result if best is None or result.fun < best.fun else best
+    return torch.from_numpy(best.x[:-1])
+
+
+@pytest.mark.parametrize("task_num", [2, 3, 5, 10])
+@pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
+def test_forum_subproblem_matches_scipy(task_num, scale):
+    from rw_mtl.weighting.loss.forum import subproblem_weights
+
+    generator = torch.Generator().manual_seed(task_num)
+    upper = torch.randn(task_num, 30, generator=generator, dtype=torch.float64)
+    upper = upper / upper.norm(dim=1, keepdim=True)
+    constraint = torch.randn(30 + task_num, generator=generator, dtype=torch.float64) * scale
+    rows = torch.cat(
+        [torch.cat([torch.zeros(task_num, task_num, dtype=torch.float64), upper], 1), constraint[None]]
+    )
+    gram = rows @ rows.T
+    pi = 0.1 - gram[:-1, -1] / (gram[-1, -1] + 1e-8)
+    c = 0.1 * (gram[-1, -1] + 1e-8)
+    weights = subproblem_weights(gram, pi, c)
+    assert weights.min() >= 0 and weights.sum().item() == pytest.approx(1.0)
+    torch.testing.assert_close(weights, _scipy_subproblem(gram, pi, c), atol=1e-4, rtol=0)
+
+
+def _forum_reference(problem, alpha, average, epoch, inner_lr=0.1, inner_steps=5, phi=0.1):
+    """The official ``train_FORUM`` step for α (github.com/Baijiong-Lin/FORUM, LibMTL/trainer.py), written
+    out with autograd and scipy: returns α's gradient and the new λ̄."""
+    theta, task_losses, x_train, x_val = problem
+    params = list(theta.values())
+    alpha = alpha.detach().clone().requires_grad_(True)
+
+    def lower_level(values):
+        return (torch.softmax(alpha, 0) * task_losses(dict(zip(theta, values, strict=True)), x_train)).sum()
+
+    g_f = torch.autograd.grad(lower_level(params), [alpha, *params])
+    g_f = torch.cat([g.reshape(-1) for g in g_f])
+    inner = [p.detach().clone().requires_grad_(True) for p in params]
+    optimizer = torch.optim.SGD(inner, lr=inner_lr)
+    for _ in range(inner_steps):
+        loss = lower_level(inner)
+        if loss.item() > 1e5:
+            break
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    (g_f_hat_alpha,) = torch.autograd.grad(lower_level(inner), alpha)
+    g_q = g_f.clone()
+    g_q[:2] = g_q[:2] - g_f_hat_alpha
+    val_losses = task_losses(theta, x_val)
+    upper = torch.stack(
+        [
+            torch.cat([g.reshape(-1) for g in torch.autograd.grad(val_losses[t], params, retain_graph=True)])
+            for t in range(2)
+        ]
+    )
+    upper = upper / (1e-8 + upper.norm(dim=1, keepdim=True))
+    upper = torch.cat([torch.zeros(2, 2, dtype=upper.dtype), upper], dim=1)
+    pi = phi - (upper @ g_q) / (g_q.norm() ** 2 + 1e-8)
+    rows = torch.cat([upper, g_q[None]])
+    weights = _scipy_subproblem(rows @ rows.T, pi, phi * (g_q.norm() ** 2 + 1e-8))
+    average = average + (1 / (epoch + 1) ** 0.75) * (weights - average)
+    nu = max((average * pi).sum().item(), 0.0)
+    return nu * g_q[:2], average
+
+
+def _forum_update(method, problem):
+    """α's gradient from one meta step of ``method`` on the regression problem."""
+    theta, task_losses, x_train, x_val = problem
+    surrogate = method.meta_step(_meta(theta, task_losses, x_train, x_val, 1e-3))
+    return torch.autograd.grad(surrogate, method.logits)[0]
+
+
+FORUM_SETTINGS = {
+    "default": {},
+    "phi": {"phi": 0.9},
+    "inner_lr": {"inner_lr": 0.3},
+    "inner_steps": {"inner_steps": 2},
+}
+
+
+@pytest.mark.parametrize("setting", sorted(FORUM_SETTINGS))
+def test_forum_meta_step_equals_the_official_algorithm(setting):
+    problem = _regression_problem()
+    method = get("forum")(2, **FORUM_SETTINGS[setting]).double()
+    with torch.no_grad():
+        method.logits.copy_(T([0.4, -0.3]))
+    expected, average = _forum_reference(problem, method.logits, torch.zeros(2), 0, **FORUM_SETTINGS[setting])
+    update = _forum_update(method, problem)
+    torch.testing.assert_close(method.weight_average, average, atol=1e-4, rtol=0)
+    torch.testing.assert_close(update, expected, atol=1e-6, rtol=1e-3)
+    assert update.abs().max() > 1e-4  # ν > 0: α moves
+    if setting != "default":  # every setting changes α's step
+        default_update, _ = _forum_reference(problem, method.logits, torch.zeros(2), 0)
+        assert not torch.allclose(update, default_update, atol=1e-6, rtol=1e-3)
+
+
+def test_forum_averages_the_subproblem_weights_at_the_epoch_rate():
+    """λ̄ ← λ̄ + (e + 1)^{−3/4} (w − λ̄): at epoch 0 it is w, at epoch 1 it moves by 2^{−3/4}."""
+    problem = _regression_problem()
+    theta, task_losses, x_train, x_val = problem
+    method = get("forum")(2).double()
+    method.meta_step(_meta(theta, task_losses, x_train, x_val, 1e-3))
+    torch.testing.assert_close(method.weight_average, method.last_subproblem["weights"])
+    first = method.weight_average.clone()
+    method.epoch_end(torch.ones(2))
+    with torch.no_grad():
+        method.logits.copy_(T([-2.0, 2.0]))
+    expected, average = _forum_reference(problem, method.logits, first, 1)
+    update = _forum_update(method, problem)
+    weights = method.last_subproblem["weights"]
+    torch.testing.assert_close(method.weight_average, first + 2**-0.75 * (weights - first))
+    torch.testing.assert_close(method.weight_average, average, atol=1e-4, rtol=0)
+    torch.testing.assert_close(update, expected, atol=1e-6, rtol=1e-3)
+    assert (weights - first).abs().max() > 0.03 and update.abs().max() > 1e-3
+
+
+def test_forum_inner_loop_stops_where_the_lower_level_diverges():
+    """inner_lr 40 makes the inner SGD blow up: the official loop breaks once f > 1e5, and so do we."""
+    problem = _regression_problem()
+    theta, task_losses, x_train, x_val = problem
+    method = get("forum")(2, inner_lr=40.0, inner_steps=6).double()
+    meta = _meta(theta, task_losses, x_train, x_val, 1e-3)
+    inner = method._inner_solution(meta, torch.full((2,), 0.5).double())
+    assert 1e5 < (0.5 * task_losses(inner, x_train)).sum() < 1e12  # frozen after crossing, not at 1e30
+    expected, _ = _forum_reference(problem, method.logits, torch.zeros(2), 0, inner_lr=40.0, inner_steps=6)
+    update = _forum_update(method, problem)
+    torch.testing.assert_close(update, expected, atol=1e-6, rtol=1e-3)

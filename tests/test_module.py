@@ -93,6 +93,21 @@ CASES = {
     "mtan+rlw+cagrad": ["arch=mtan", "weighting/loss=rlw", "weighting/grad=cagrad"],
     "nddr_cnn+rgw-param": ["arch=nddr_cnn", "weighting/grad=rgw", "weighting.grad.mode=param"],
     "moml+mgda_ub": ["weighting/loss=moml", "weighting/grad=mgda_ub"],
+    "gls": ["weighting/loss=gls"],
+    "stch": ["weighting/loss=stch"],
+    "stch-after-warm-up+pcgrad": [
+        "weighting/loss=stch",
+        "weighting.loss.hparams.warmup_epoch=0",
+        "weighting/grad=pcgrad",
+    ],
+    "famo": ["weighting/loss=famo"],
+    "famo+cagrad-rep": ["weighting/loss=famo", "weighting/grad=cagrad", "weighting.grad.mode=rep"],
+    "excess_mtl": ["weighting/grad=excess_mtl"],
+    "uw+excess_mtl-rep": ["weighting/loss=uw", "weighting/grad=excess_mtl", "weighting.grad.mode=rep"],
+    "auto_lambda": ["weighting/loss=auto_lambda"],
+    "auto_lambda+imtl_g": ["weighting/loss=auto_lambda", "weighting/grad=imtl_g"],
+    "forum": ["weighting/loss=forum"],
+    "forum+rgw-rep": ["weighting/loss=forum", "weighting/grad=rgw"],
 }
 
 
@@ -217,3 +232,47 @@ def test_fp16_with_gradient_method_is_refused(fast_config):
     trainer.strategy.precision_plugin.precision = "16-mixed"
     with pytest.raises(ValueError, match="bf16-mixed"):
         trainer.fit(module, datamodule=datamodule)
+
+
+def test_db_mtl_step_moves_the_shared_parameters_along_its_direction(fast_config):
+    """First step: the average is 0.1 × the log-loss gradients ∇(λ_t ℓ_t) / ℓ_t, each rescaled to the
+    largest norm; the heads get ∇ Σ λ_t ℓ_t (EW)."""
+    config = fast_config(*ONE_BATCH, "weighting/loss=ew", "weighting/grad=db_mtl")
+    before, after, data = one_step(config)
+    arch = before.arch.train()
+    predictions = arch(data.inputs)
+    losses = torch.stack([task.loss(predictions[n], data.targets[n]) for n, task in before.tasks.items()])
+    shared = arch.shared_parameters()
+    rows = torch.stack(
+        [
+            torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss / 3, shared, retain_graph=True)])
+            / (loss.detach() + 1e-8)
+            for loss in losses
+        ]
+    )
+    average = 0.1 * rows
+    norms = average.norm(dim=1)
+    expected = (norms.max() / (norms + 1e-8)) @ average
+    got = torch.cat([g.reshape(-1) for g in applied_update(shared, after.arch.shared_parameters())])
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+    heads = torch.autograd.grad(losses.sum() / 3, arch.task_parameters())
+    for got, want in zip(
+        applied_update(arch.task_parameters(), after.arch.task_parameters()), heads, strict=True
+    ):
+        torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+
+
+def test_db_mtl_refuses_rep_mode_at_the_first_step(fast_config):
+    config = fast_config(*ONE_BATCH, "weighting/grad=db_mtl", "weighting.grad.mode=rep")
+    with pytest.raises(ValueError, match="weighting.grad.mode=param"):
+        one_step(config)
+
+
+@pytest.mark.parametrize(("method", "default"), [("auto_lambda", 1e-4), ("forum", 1e-3)])
+def test_bilevel_weights_get_their_own_learning_rate_without_decay(fast_config, method, default):
+    for override, expected in (([], default), ([f"weighting.loss.hparams.learning_rate={0.5}"], 0.5)):
+        config = fast_config(f"weighting/loss={method}", *override)
+        module = build_module(config, instantiate(config.dataset.datamodule).tasks)
+        groups = module.configure_optimizers().param_groups
+        assert [group["lr"] for group in groups] == [config.dataset.optimizer.lr, expected]
+        assert groups[1]["weight_decay"] == 0.0 and sum(p.numel() for p in groups[1]["params"]) == 3

@@ -264,6 +264,8 @@ class BalancedStep:
             training_losses=losses_at(batch),
             learning_rate=module.optimizers().optimizer.param_groups[0]["lr"],
         )
+        if module.data_parallel:
+            meta.mean_over_ranks = lambda tensor: distributed.mean_over_ranks_(tensor.detach().clone())
         backward_into_own_parameters(module.loss_weighting, module.loss_weighting.meta_step(meta))
 
     def _next_batch(self, split: str) -> dict:

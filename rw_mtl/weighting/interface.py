@@ -168,6 +168,12 @@ class MetaStep:
     parameters by name; ``validation_losses(new_params)``: the [T] losses of a validation batch with the
     model run on ``new_params`` (parameters not given keep their values); ``training_losses(new_params)``:
     the same on this step's training batch; ``learning_rate``: the model's learning rate η.
+
+    With data-parallel ranks every rank has its own training and validation batch: ``losses`` hold the
+    ranks' means as values (their gradients are this rank's), the two functions this rank's losses.
+    ``mean_over_ranks(x)`` (the identity on one process) returns a detached tensor's mean over the ranks,
+    so that a method can make its meta step the global batch's — e.g. by averaging the gradients it takes
+    — and every rank computes the same update and state.
     """
 
     losses: Tensor
@@ -175,6 +181,7 @@ class MetaStep:
     validation_losses: Callable[[Mapping[str, Tensor]], Tensor]
     training_losses: Callable[[Mapping[str, Tensor]], Tensor]
     learning_rate: float
+    mean_over_ranks: Callable[[Tensor], Tensor] = lambda tensor: tensor
 
 
 @dataclass

@@ -26,9 +26,11 @@ from rw_mtl.weighting.grad.pcgrad import PCGrad
 from rw_mtl.weighting.grad.rgw import RGW
 from rw_mtl.weighting.grad.rotograd import RotoGrad
 from rw_mtl.weighting.grad.sdmgrad import SDMGrad
+from rw_mtl.weighting.loss.auto_lambda import AutoLambda
 from rw_mtl.weighting.loss.dwa import DWA
 from rw_mtl.weighting.loss.ew import EW
 from rw_mtl.weighting.loss.famo import FAMO
+from rw_mtl.weighting.loss.forum import FORUM
 from rw_mtl.weighting.loss.gls import GLS
 from rw_mtl.weighting.loss.imtl_l import IMTL_L
 from rw_mtl.weighting.loss.moml import MOML
@@ -46,6 +48,8 @@ LOSS_METHODS: dict[str, type[LossWeighting]] = {
     "gls": GLS,
     "stch": STCH,
     "famo": FAMO,
+    "auto_lambda": AutoLambda,
+    "forum": FORUM,
 }
 
 GRAD_METHODS: dict[str, type[GradWeighting]] = {
