@@ -93,6 +93,12 @@ CASES = {
     "mtan+rlw+cagrad": ["arch=mtan", "weighting/loss=rlw", "weighting/grad=cagrad"],
     "nddr_cnn+rgw-param": ["arch=nddr_cnn", "weighting/grad=rgw", "weighting.grad.mode=param"],
     "moml+mgda_ub": ["weighting/loss=moml", "weighting/grad=mgda_ub"],
+    "fairgrad": ["weighting/loss=ew", "weighting/grad=fairgrad"],  # mode param
+    "rlw+fairgrad-rep": ["weighting/loss=rlw", "weighting/grad=fairgrad", "weighting.grad.mode=rep"],
+    "sdmgrad": ["weighting/loss=ew", "weighting/grad=sdmgrad"],  # + 2 extra batches per step
+    "uw+sdmgrad-rep": ["weighting/loss=uw", "weighting/grad=sdmgrad", "weighting.grad.mode=rep"],
+    "rlw+modo": ["weighting/loss=rlw", "weighting/grad=modo"],
+    "modo-rep": ["weighting/loss=ew", "weighting/grad=modo", "weighting.grad.mode=rep"],
 }
 
 
