@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +15,8 @@ import torch
 from rw_mtl.build import build_grad_weighting, build_loss_weighting
 from rw_mtl.config_checks import validate_config
 from rw_mtl.train import run
+
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 USER_MODULE = textwrap.dedent(
     """
@@ -92,3 +97,33 @@ def test_bad_custom_target_names_the_key(fast_config, target, message):
         validate_config(config)
     with pytest.raises(ValueError, match=message):
         build_grad_weighting(config, 3)
+
+
+def _readme_example() -> tuple[str, list[str]]:
+    """README's "Your own weighting method": the module's source and the command's overrides."""
+    text = (REPOSITORY / "README.md").read_text()
+    section = text.split("## Your own weighting method", 1)[1].split("\n## ", 1)[0]
+    (source,) = re.findall(r"^```python\n(.*?)^```", section, re.M | re.S)
+    (command,) = re.findall(r"^```sh\n(.*?)^```", section, re.M | re.S)
+    words = shlex.split(command)
+    assert words[0] == "rw-mtl", command
+    return source, words[1:]
+
+
+def test_readme_example_method_trains(tmp_path, monkeypatch, fast_config):
+    source, overrides = _readme_example()
+    module_name = next(word for word in overrides if "target=" in word).split("=")[1].rsplit(".", 1)[0]
+    (tmp_path / f"{module_name}.py").write_text(source)  # a module outside the package
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        config = fast_config(*overrides, "trainer.max_epochs=1")
+        validate_config(config)
+        results = run(config)
+        assert results["grad_method"] == "my_pkg.MyMethod"
+        method = build_grad_weighting(config, 2)
+        # ‖g‖ = (3, 1): w ∝ (1/3, 1) = (0.25, 0.75)
+        direction = method.aggregate(torch.tensor([[3.0, 0.0], [0.0, 1.0]]))
+        torch.testing.assert_close(method.last_weights, torch.tensor([0.25, 0.75]))
+        torch.testing.assert_close(direction, torch.tensor([0.75, 0.75]))
+    finally:
+        sys.modules.pop(module_name, None)

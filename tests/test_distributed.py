@@ -42,6 +42,10 @@ EQUAL_TO_ONE_PROCESS = [
     ("rlw", "rgw", "rep"),  # weights drawn without a Gram matrix
     ("ew", "rotograd", "rep"),  # not a Gram method: runs on the gathered G
     ("ew", "gradnorm", "last_layer"),  # G on the last shared layer only, then one backward
+    ("uw", "fairgrad", "rep"),  # a solver on the summed Gram matrix
+    ("rlw", "sdmgrad", "rep"),  # two extra batches a step: their cross-batch products summed over ranks
+    ("ew", "modo", "param"),  # two extra batches a step, G averaged over the ranks
+    ("rlw", "moco", "param"),  # a direction from the tracked state Y (a buffer), no weights on G
 ]
 # GradDrop draws one uniform per column of G, and the gathered columns come in another sample order than
 # one process's: the ranks must agree with each other, not with one process.

@@ -381,3 +381,20 @@ def test_moco_needs_losses_param_mode_and_one_gradient_shape(fast_config):
     for mode in ("rep", "last_layer"):
         with pytest.raises(ValueError, match="set weighting.grad.mode=param"):
             validate_config(fast_config("weighting/grad=moco", f"weighting.grad.mode={mode}"))
+
+
+def test_moco_training_step_moves_theta_along_its_direction(fast_config):
+    """One real step (SGD, lr 1): θ moves by exactly −Yᵀλ of the first MoCo update, from G of the batch."""
+    from .test_module import ONE_BATCH, applied_update, one_step
+
+    before, after, data = one_step(fast_config(*ONE_BATCH, "weighting/loss=ew", "weighting/grad=moco"))
+    arch = before.arch.train()
+    predictions = arch(data.inputs)
+    losses = torch.stack([task.loss(predictions[n], data.targets[n]) for n, task in before.tasks.items()])
+    shared = [p for p in arch.shared_parameters() if p.requires_grad]
+    rows = [torch.autograd.grad(loss / 3, shared, retain_graph=True) for loss in losses]
+    grads = torch.stack([torch.cat([g.reshape(-1) for g in row]) for row in rows])
+    expected = get("moco")(3).aggregate(grads, losses.detach())  # EW: h_t = g_t / ‖g_t‖ · ℓ_t, as LibMTL
+    update = applied_update(shared, [p for p in after.arch.shared_parameters() if p.requires_grad])
+    torch.testing.assert_close(torch.cat([u.reshape(-1) for u in update]), expected, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(after.grad_weighting.step, T(1.0))

@@ -108,6 +108,12 @@ CASES = {
     "auto_lambda+imtl_g": ["weighting/loss=auto_lambda", "weighting/grad=imtl_g"],
     "forum": ["weighting/loss=forum"],
     "forum+rgw-rep": ["weighting/loss=forum", "weighting/grad=rgw"],
+    "fairgrad": ["weighting/loss=ew", "weighting/grad=fairgrad"],  # mode param
+    "rlw+fairgrad-rep": ["weighting/loss=rlw", "weighting/grad=fairgrad", "weighting.grad.mode=rep"],
+    "sdmgrad": ["weighting/loss=ew", "weighting/grad=sdmgrad"],  # + 2 extra batches per step
+    "uw+sdmgrad-rep": ["weighting/loss=uw", "weighting/grad=sdmgrad", "weighting.grad.mode=rep"],
+    "rlw+modo": ["weighting/loss=rlw", "weighting/grad=modo"],
+    "modo-rep": ["weighting/loss=ew", "weighting/grad=modo", "weighting.grad.mode=rep"],
 }
 
 

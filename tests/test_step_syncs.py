@@ -92,6 +92,7 @@ def _syncs_inside_steps(events) -> list[int]:
     ]
 
 
+ONE_EXTRA_PASS = ["dataset.datamodule.train_size=1024"]
 CASES = {
     "ew": ["weighting/loss=ew"],
     "rlw": ["weighting/loss=rlw"],
@@ -100,6 +101,18 @@ CASES = {
     "uw+pcgrad(param)": ["weighting/loss=uw", "weighting/grad=pcgrad"],
     "dwa+cagrad(param)": ["weighting/loss=dwa", "weighting/grad=cagrad"],
     "ew+gradvac(param)": ["weighting/loss=ew", "weighting/grad=gradvac"],
+    "ew+fairgrad(param)": ["weighting/loss=ew", "weighting/grad=fairgrad"],
+    "uw+moco(param)": ["weighting/loss=uw", "weighting/grad=moco"],
+    # Two extra training batches a step: each new pass of that loader (every train_size / 128 steps) reads
+    # two CPU seeds with .item() in torch's DataLoader, as Lightning's loop does at every epoch; a CPU
+    # scalar, no device sync, but indistinguishable here: the profiled steps stay within one pass.
+    "rlw+sdmgrad(rep)": [
+        *ONE_EXTRA_PASS,
+        "weighting/loss=rlw",
+        "weighting/grad=sdmgrad",
+        "weighting.grad.mode=rep",
+    ],
+    "ew+modo(param)": [*ONE_EXTRA_PASS, "weighting/loss=ew", "weighting/grad=modo"],
 }
 
 

@@ -35,6 +35,10 @@ WEIGHTINGS = {
     "gradvac": ["weighting/grad=gradvac"],
     "cagrad": ["weighting/grad=cagrad"],
     "rotograd": ["weighting/grad=rotograd"],
+    "fairgrad": ["weighting/grad=fairgrad"],
+    "sdmgrad-rep": ["weighting/grad=sdmgrad", "weighting.grad.mode=rep"],
+    "modo": ["weighting/grad=modo"],
+    "moco": ["weighting/grad=moco"],
     # Table 4: any loss method with any gradient method
     "rlw+cagrad": ["weighting/loss=rlw", "weighting/grad=cagrad"],
     "uw+pcgrad": ["weighting/loss=uw", "weighting/grad=pcgrad"],
@@ -110,6 +114,8 @@ def test_cli_wrong_choice_lists_valid_options(tmp_path):
 BF16_RUNS = {
     "mgda_ub-param": ["weighting/grad=mgda_ub", "weighting.grad.mode=param"],
     "cagrad-rep": ["weighting/grad=cagrad", "weighting.grad.mode=rep"],
+    "fairgrad-rep": ["weighting/grad=fairgrad", "weighting.grad.mode=rep"],
+    "moco-param": ["weighting/grad=moco"],
 }
 
 
