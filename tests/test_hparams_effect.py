@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from rw_mtl.build import build_module
 from rw_mtl.resources import CONFIG_DIR
 from rw_mtl.weighting import get
-from rw_mtl.weighting.simplex import _scaled, project_to_simplex
+from rw_mtl.weighting.simplex import project_to_simplex, scaled_gram
 
 from . import test_planted_bugs as planted
 from .test_grad_methods import _cagrad_reference
@@ -179,7 +179,7 @@ def test_mgda_iterations_are_the_fista_steps_beyond_ten_tasks():
     grads = _twelve_tasks()
     gram = grads @ grads.T
     torch.testing.assert_close(get("mgda_ub")(12, iterations=0).aggregate(grads), grads.mean(0))
-    scaled = _scaled(gram)
+    scaled = scaled_gram(gram)
     uniform = torch.full((12,), 1 / 12, dtype=torch.float64)
     one_step = project_to_simplex(uniform - 2 * scaled @ uniform / (2 * torch.linalg.matrix_norm(scaled)))
     torch.testing.assert_close(get("mgda_ub")(12, iterations=1).aggregate(grads), one_step @ grads)

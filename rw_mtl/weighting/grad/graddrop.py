@@ -32,7 +32,11 @@ class GradDrop(GradWeighting):
 
     def combine(self, grads: TaskGradients, losses: Tensor | None) -> Combination:
         grads = grads.matrix
-        purity = 0.5 * (1 + grads.sum(dim=0) / (grads.abs().sum(dim=0) + 1e-7))
+        # LibMTL (weighting/GradDrop.py) adds 1e-7 to Σ|g_t|, which skews P for gradients near that size; the
+        # guard here only keeps 0/0 (every task's coordinate zero) at P = ½, so P is the same at any scale
+        purity = 0.5 * (
+            1 + grads.sum(dim=0) / grads.abs().sum(dim=0).clamp_min(torch.finfo(grads.dtype).tiny)
+        )
         threshold = torch.rand_like(purity)
         keep = ((purity > threshold) & (grads > 0)) | ((purity < threshold) & (grads < 0))
         return Combination(per_task=grads * (self.leak + (1 - self.leak) * keep.to(grads.dtype)))
