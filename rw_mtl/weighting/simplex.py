@@ -44,7 +44,7 @@ def min_norm_weights(gram: Tensor, iterations: int = 250) -> Tensor:
     Exact up to ``EXACT_MAX_TASKS`` tasks (two tasks: their closed form w_1 = clip((M_22 − M_12) /
     (M_11 + M_22 − 2 M_12), 0, 1)); beyond, ``iterations`` FISTA steps of size 1/L, L = 2‖M‖_F.
     """
-    gram = _scaled(gram)
+    gram = scaled_gram(gram)
     task_num = gram.shape[0]
     if task_num == 1:
         return torch.ones(1, device=gram.device, dtype=gram.dtype)
@@ -111,7 +111,7 @@ def cagrad_weights(gram: Tensor, c: float, iterations: int = 300) -> Tensor:
     min-norm point is a candidate too, for the non-smooth case q = 0. Beyond, FISTA with the local step
     1/L(w), L(w) = ‖M‖_F (1 + C / ‖g_w‖).
     """
-    gram = _scaled(gram)
+    gram = scaled_gram(gram)
     task_num = gram.shape[0]
     uniform = torch.full((task_num,), 1.0 / task_num, device=gram.device, dtype=gram.dtype)
     mean_term = gram @ uniform
@@ -149,11 +149,14 @@ def cagrad_weights(gram: Tensor, c: float, iterations: int = 300) -> Tensor:
     return _fista(gradient, task_num, gram, step_size=step_size, iterations=iterations)
 
 
-def _scaled(gram: Tensor) -> Tensor:
-    """M / mean(diag M): the minimisers are scale-invariant, and O(1) entries keep the steps well-sized."""
+def scaled_gram(gram: Tensor) -> Tensor:
+    """M / mean(diag M): the minimisers are scale-invariant, and O(1) entries keep the steps well-sized.
+
+    The divisor is only kept off zero (the zero matrix stays zero), so gradients of any size — 1e-8 as
+    well as 1e6 — reach the solvers with the same O(1) entries."""
     if gram.dim() != 2 or gram.shape[0] != gram.shape[1]:
         raise ValueError(f"expected a square Gram matrix, got shape {tuple(gram.shape)}")
-    return gram / (gram.diagonal().mean() + _EPS)
+    return gram / gram.diagonal().mean().clamp_min(torch.finfo(gram.dtype).tiny)
 
 
 def _fista(gradient, task_num: int, like: Tensor, step_size, iterations: int) -> Tensor:

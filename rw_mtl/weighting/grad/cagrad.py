@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from rw_mtl.weighting.base import GramWeighting
-from rw_mtl.weighting.simplex import cagrad_weights
+from rw_mtl.weighting.simplex import cagrad_weights, scaled_gram
 
 RESCALES = (0, 1, 2)
 
@@ -33,6 +33,9 @@ class CAGrad(GramWeighting):
         if self.c == 0:
             return uniform
         w = cagrad_weights(gram, self.c, self.iterations)
+        # ‖g_0‖ / ‖g_w‖ on M / mean(diag M): a ratio, so the scale drops out and the 1e-8 guard (the
+        # original code's) is relative to the gradients' size, whether they are 1e-8 or 1e6
+        gram = scaled_gram(gram)
         mean_norm = (uniform @ gram @ uniform).clamp_min(0).sqrt()
         mixed_norm = (w @ gram @ w).clamp_min(0).sqrt()
         weights = uniform + self.c * mean_norm / (mixed_norm + 1e-8) * w

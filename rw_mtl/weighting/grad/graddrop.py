@@ -44,7 +44,10 @@ class GradDrop(GradWeighting):
             per_sample = grads.per_sample()  # [T, N, *F]
             signs = grads.representation.sign().to(per_sample.dtype)  # [N, *F] or [T, N, *F]
         statistic = (per_sample if signs is None else per_sample * signs).sum(dim=1)  # [T, *F]
-        purity = 0.5 * (1 + statistic.sum(dim=0) / (statistic.abs().sum(dim=0) + 1e-7))
+        # LibMTL (weighting/GradDrop.py) adds 1e-7 to Σ|s_t|, which skews P for statistics near that size;
+        # the guard here only keeps 0/0 (every task's coordinate zero) at P = ½, so P is the same at any scale
+        tiny = torch.finfo(statistic.dtype).tiny
+        purity = 0.5 * (1 + statistic.sum(dim=0) / statistic.abs().sum(dim=0).clamp_min(tiny))
         threshold = torch.rand_like(purity)
         keep = ((purity > threshold) & (statistic > 0)) | ((purity < threshold) & (statistic < 0))
         mask = self.leak + (1 - self.leak) * keep.to(per_sample.dtype)
