@@ -575,3 +575,51 @@ def test_the_wandb_group_is_the_sweeps(tmp_path):
         )
     assert report_group(collect([logs / "a"]), [logs / "a"]) == "table1"
     assert report_group(collect([logs / "b" / "multirun"]), [logs / "b" / "multirun"]) == "b/multirun"
+
+
+def test_marks_compare_printed_values_and_bold_counts_ew(tmp_path):
+    """Without a paper table: 2 decimals, 4 below 1. Two loss methods that print the same (54.001 and
+    53.999 → 54.00) share the *; EW, in no block, still gets the bold of a column it is best in."""
+    from rw_mtl.report.collect import collect
+    from rw_mtl.report.tables import build_tables, render_markdown
+
+    for loss, grad, miou, err in (
+        ("ew", "none", 56.0, 0.50), ("uw", "none", 54.001, 0.40), ("rlw", "none", 53.999, 0.41),
+        ("ew", "cagrad", 50.0, 0.45), ("ew", "rgw", 51.0, 0.44),
+    ):  # fmt: skip
+        metrics = {"segmentation": {"miou": miou}, "depth": {"abs_err": err}}
+        write_run(
+            tmp_path / f"{loss}-{grad}",
+            dataset="toy",
+            loss=loss,
+            grad=grad,
+            metrics=metrics,
+            tasks=DIRECTIONS,
+        )
+    tables, _ = build_tables(collect([tmp_path]), "test", None)
+    rows = table(render_markdown(tables), "toy — HPS")
+    cells = {row["method"]: (row["segmentation/miou ↑"], row["depth/abs_err ↓"]) for row in rows}
+    assert cells == {
+        "EW": ("**56.00**", "0.5000"),
+        "UW": (r"54.00\*", r"**0.4000**\*"),
+        "RLW": (r"54.00\*", "0.4100"),
+        "CAGrad": ("50.00", "0.4500"),
+        "RGW": ("51.00†", "0.4400†"),
+    }
+
+
+def test_variant_names_are_the_shortest_unambiguous_keys():
+    from rw_mtl.report.identity import short_keys
+
+    keys = [
+        "weighting.loss.hparams.c",
+        "weighting.grad.hparams.c",
+        "weighting.grad.mode",
+        "dataset.datamodule.shift",
+    ]
+    assert short_keys(keys) == {
+        "weighting.loss.hparams.c": "loss.c",
+        "weighting.grad.hparams.c": "grad.c",
+        "weighting.grad.mode": "mode",
+        "dataset.datamodule.shift": "shift",
+    }
