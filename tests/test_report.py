@@ -623,3 +623,20 @@ def test_variant_names_are_the_shortest_unambiguous_keys():
         "weighting.grad.mode": "mode",
         "dataset.datamodule.shift": "shift",
     }
+
+
+def test_runs_that_differ_only_in_where_they_ran_are_pooled(tmp_path):
+    """Data read from another directory, other loggers, another run name: the same experiment."""
+    from rw_mtl.report.collect import collect
+
+    metrics = {"segmentation": {"miou": 50.0}, "depth": {"abs_err": 0.4}}
+    for seed, where in ((0, "/data/a"), (1, "/scratch/b")):
+        config = {
+            "dataset": {"name": "nyuv2", "datamodule": {"data_dir": f"{where}/nyuv2", "batch_size": 8}},
+            "paths": {"data_dir": where, "output_dir": f"{where}/out"},
+            "logger": {"wandb": {"project": where}} if seed else {},
+            "run_name": f"run{seed}",
+        }
+        write_run(tmp_path / str(seed), seed=seed, metrics=metrics, tasks=DIRECTIONS, config=config)
+    (group,) = collect([tmp_path]).groups
+    assert group.seeds == [0, 1]
