@@ -516,7 +516,7 @@ def test_the_report_says_what_was_grouped(sweep, tmp_path):
     assert main([str(root), "--out", str(tmp_path / "out"), "--paper-dir", str(paper)]) == 0
     markdown = (tmp_path / "out" / "report.md").read_text()
     section = markdown[markdown.index("## What was grouped") :]
-    assert "Not compared: seed, paths, logger" in section
+    assert "Not compared: seed, paths, dataset.datamodule.data_dir, logger" in section
     groups = {g.label: g for g in collect([root]).groups}
     assert f"| hps | RLW | 0, 1 | {groups['RLW'].key} | {root / 'hps' / 'rlw-none'}/… |" in section
     assert (
