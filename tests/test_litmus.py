@@ -43,8 +43,8 @@ def test_seeds_needed_is_the_paired_t_tests_power():
 
 
 def test_compare_pairs_seeds_and_gives_the_verdict():
-    method = {0: 5.0, 1: 6.0, 2: 4.0, 7: 100.0}  # seed 7 has no RLW run: not paired
-    random = {0: 1.0, 1: 2.2, 2: 0.1}
+    method = {0: 5.0, 1: 6.0, 2: 4.0, 7: 100.0}  # seed 7 has no RLW run: neither is paired
+    random = {0: 1.0, 1: 2.2, 2: 0.1, 9: -50.0}  # seed 9 has no UW run
     comparison = compare("UW", "RLW", method, random)
     assert comparison.seeds == [0, 1, 2] and comparison.differences == pytest.approx([4.0, 3.8, 3.9])
     assert comparison.verdict == BEATS and comparison.mean == pytest.approx(3.9)

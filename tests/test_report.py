@@ -516,7 +516,7 @@ def test_the_report_says_what_was_grouped(sweep, tmp_path):
     assert main([str(root), "--out", str(tmp_path / "out"), "--paper-dir", str(paper)]) == 0
     markdown = (tmp_path / "out" / "report.md").read_text()
     section = markdown[markdown.index("## What was grouped") :]
-    assert "Not compared: seed, paths, logger" in section
+    assert "Not compared: seed, paths, dataset.datamodule.data_dir, logger" in section
     groups = {g.label: g for g in collect([root]).groups}
     assert f"| hps | RLW | 0, 1 | {groups['RLW'].key} | {root / 'hps' / 'rlw-none'}/… |" in section
     assert (
@@ -575,3 +575,68 @@ def test_the_wandb_group_is_the_sweeps(tmp_path):
         )
     assert report_group(collect([logs / "a"]), [logs / "a"]) == "table1"
     assert report_group(collect([logs / "b" / "multirun"]), [logs / "b" / "multirun"]) == "b/multirun"
+
+
+def test_marks_compare_printed_values_and_bold_counts_ew(tmp_path):
+    """Without a paper table: 2 decimals, 4 below 1. Two loss methods that print the same (54.001 and
+    53.999 → 54.00) share the *; EW, in no block, still gets the bold of a column it is best in."""
+    from rw_mtl.report.collect import collect
+    from rw_mtl.report.tables import build_tables, render_markdown
+
+    for loss, grad, miou, err in (
+        ("ew", "none", 56.0, 0.50), ("uw", "none", 54.001, 0.40), ("rlw", "none", 53.999, 0.41),
+        ("ew", "cagrad", 50.0, 0.45), ("ew", "rgw", 51.0, 0.44),
+    ):  # fmt: skip
+        metrics = {"segmentation": {"miou": miou}, "depth": {"abs_err": err}}
+        write_run(
+            tmp_path / f"{loss}-{grad}",
+            dataset="toy",
+            loss=loss,
+            grad=grad,
+            metrics=metrics,
+            tasks=DIRECTIONS,
+        )
+    tables, _ = build_tables(collect([tmp_path]), "test", None)
+    rows = table(render_markdown(tables), "toy — HPS")
+    cells = {row["method"]: (row["segmentation/miou ↑"], row["depth/abs_err ↓"]) for row in rows}
+    assert cells == {
+        "EW": ("**56.00**", "0.5000"),
+        "UW": (r"54.00\*", r"**0.4000**\*"),
+        "RLW": (r"54.00\*", "0.4100"),
+        "CAGrad": ("50.00", "0.4500"),
+        "RGW": ("51.00†", "0.4400†"),
+    }
+
+
+def test_variant_names_are_the_shortest_unambiguous_keys():
+    from rw_mtl.report.identity import short_keys
+
+    keys = [
+        "weighting.loss.hparams.c",
+        "weighting.grad.hparams.c",
+        "weighting.grad.mode",
+        "dataset.datamodule.shift",
+    ]
+    assert short_keys(keys) == {
+        "weighting.loss.hparams.c": "loss.c",
+        "weighting.grad.hparams.c": "grad.c",
+        "weighting.grad.mode": "mode",
+        "dataset.datamodule.shift": "shift",
+    }
+
+
+def test_runs_that_differ_only_in_where_they_ran_are_pooled(tmp_path):
+    """Data read from another directory, other loggers, another run name: the same experiment."""
+    from rw_mtl.report.collect import collect
+
+    metrics = {"segmentation": {"miou": 50.0}, "depth": {"abs_err": 0.4}}
+    for seed, where in ((0, "/data/a"), (1, "/scratch/b")):
+        config = {
+            "dataset": {"name": "nyuv2", "datamodule": {"data_dir": f"{where}/nyuv2", "batch_size": 8}},
+            "paths": {"data_dir": where, "output_dir": f"{where}/out"},
+            "logger": {"wandb": {"project": where}} if seed else {},
+            "run_name": f"run{seed}",
+        }
+        write_run(tmp_path / str(seed), seed=seed, metrics=metrics, tasks=DIRECTIONS, config=config)
+    (group,) = collect([tmp_path]).groups
+    assert group.seeds == [0, 1]

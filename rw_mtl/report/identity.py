@@ -9,8 +9,8 @@ A run's resolved config (``results.json`` → ``config``) is flattened to dotted
   one table row per distinct method.
 
 Keys that do not change what a run computes are left out of both (``IGNORED``): the seed (what the
-group varies), where a run writes, what it logs and prints, how it resumes, its name, and how the per-task
-Jacobian is computed (``batched_jacobian``: the same numbers, chosen for speed).
+group varies), where a run reads its data from and writes, what it logs and prints, how it resumes, its
+name, and how the per-task Jacobian is computed (``batched_jacobian``: the same numbers, chosen for speed).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from rw_mtl.resources import CONFIG_DIR
 IGNORED = (
     "seed",
     "paths",
+    "dataset.datamodule.data_dir",
     "logger",
     "callbacks",
     "print_config",
