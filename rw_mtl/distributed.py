@@ -21,7 +21,9 @@ from rank 0), and MTLModule synchronises explicitly with the functions below:
 A 2-process run thus equals a 1-process run on the same global batch, up to float summation order, as long
 as nothing depends on how the batch is split: BatchNorm needs ``trainer.sync_batchnorm=true`` (GPU only;
 use a batch-independent norm on CPU). MOML's meta step is the exception: each rank takes it on its own
-validation batch and the ranks average the resulting hypergradient.
+validation batch and the ranks average the resulting hypergradient. Auto-λ and FORUM average every
+gradient and loss value of their meta steps instead (``MetaStep.mean_over_ranks``), and FAMO's extra
+forward returns the ranks' mean losses, so those equal one process on the global batch too.
 """
 
 from __future__ import annotations
