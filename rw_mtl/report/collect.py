@@ -25,6 +25,13 @@ PAPER_NAMES = {
     "gradvac": "GradVac",
     "cagrad": "CAGrad",
     "rotograd": "RotoGrad",
+    "upgrad": "UPGrad",
+    "dualproj": "DualProj",
+    "aligned_mtl": "Aligned-MTL",
+    "nash_mtl": "Nash-MTL",
+    "config": "ConFIG",
+    "krum": "Krum",
+    "trimmed_mean": "TrimmedMean",
 }
 
 
