@@ -3,12 +3,13 @@ TorchJD's aggregators on random and degenerate matrices, each method's defining 
 hyperparameter's effect on a hand-computed example.
 
 Tolerances, relative (‖ours − TorchJD‖ ≤ tol · ‖TorchJD‖): 1e-6 for closed forms (Aligned-MTL, ConFIG,
-Krum, TrimmedMean), 1e-4 for solvers (UPGrad and DualProj: our interior-point QP against quadprog; Nash-MTL:
-our Newton solve against cvxpy/ECOS). With float32 input both start from the same float32 Gram matrix, but
-ours runs its T×T algebra in float64 where TorchJD's closed forms stay in float32: there ours may instead be
-no farther than TorchJD from the float64 evaluation of the same input ("no worse than TorchJD").
-Where TorchJD's solver fails (Nash-MTL on identical, zero, tiny or huge gradients: ECOS errors and keeps
-its previous weights), ours must solve the bargaining system at least as well as TorchJD's answer does.
+Krum, TrimmedMean, CR-MOGM around a closed form), 1e-4 for solvers (UPGrad, DualProj, PCD: our
+interior-point QP against quadprog / Goldfarb-Idnani; Nash-MTL: our Newton solve against cvxpy/ECOS).
+With float32 input both start from the same float32 Gram matrix, but ours runs its T×T algebra in float64
+where TorchJD's closed forms stay in float32: there ours may instead be no farther than TorchJD from the
+float64 evaluation of the same input ("no worse than TorchJD"). Where TorchJD's solver fails (Nash-MTL on
+identical, zero, tiny or huge gradients: ECOS errors and keeps its previous weights), ours must solve the
+bargaining system at least as well as TorchJD's answer does.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import pytest
 import torch
 from scipy.optimize import minimize
 from torchjd._linalg import QuadprogProjector
+from torchjd.aggregation import PCD as TorchJDPCD
 from torchjd.aggregation import AlignedMTL as TorchJDAlignedMTL
 from torchjd.aggregation import ConFIG as TorchJDConFIG
+from torchjd.aggregation import CRMOGMWeighting, GramianWeightedAggregator, IMTLGWeighting, UPGradWeighting
 from torchjd.aggregation import DualProj as TorchJDDualProj
 from torchjd.aggregation import Krum as TorchJDKrum
 from torchjd.aggregation import NashMTL as TorchJDNashMTL
@@ -48,10 +51,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def random_matrix(task_num: int, dtype: torch.dtype, dim: int = 64) -> torch.Tensor:
-    return torch.randn(
-        task_num, dim, generator=torch.Generator().manual_seed(task_num), dtype=torch.float64
-    ).to(dtype)
+def random_matrix(task_num: int, dtype: torch.dtype, dim: int = 64, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(1000 * seed + task_num)
+    return torch.randn(task_num, dim, generator=generator, dtype=torch.float64).to(dtype)
 
 
 def _rows(*seeds: int) -> list[torch.Tensor]:
@@ -193,6 +195,45 @@ def test_nash_mtl_on_degenerate_matrices_solves_the_system_at_least_as_well_as_t
         assert residual <= _nash_residual(grads, theirs, rows) + 1e-6
         if case == "collinear":  # ECOS solves this one too: the same direction
             assert_matches(direction, theirs @ grads, SOLVER)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("task_num", TASK_COUNTS)
+def test_stateful_methods_equal_torchjd_over_steps(task_num, dtype):
+    """CR-MOGM (around UPGrad and IMTL-G) and PCD keep state across steps: four steps, conflicting."""
+    steps = []
+    for step in range(4):
+        grads = random_matrix(task_num, dtype, seed=step) * (1 + step)
+        grads[-1] = -grads[0] + 0.3 * grads[-1]  # the primary task conflicts with a secondary one
+        steps.append(grads)
+    # IMTL-G solves a T − 1 linear system in M's dtype (ours and TorchJD's alike): 1e-4 in float32 here
+    closed_form = CLOSED_FORM if dtype == torch.float64 else SOLVER
+    pairs = [
+        (get("crmogm")(task_num, method="upgrad", alpha=0.7), CRMOGMWeighting(UPGradWeighting(), alpha=0.7)),
+        (get("crmogm")(task_num, method="imtl_g"), CRMOGMWeighting(IMTLGWeighting())),
+        (get("pcd")(task_num, tau=0.3), None),
+    ]
+    for (ours, weighting), tolerance in zip(pairs, (SOLVER, closed_form, SOLVER), strict=True):
+        theirs = TorchJDPCD(tau=0.3) if weighting is None else GramianWeightedAggregator(weighting)
+        for grads in steps:
+            assert_matches(ours.aggregate(grads), theirs(grads), tolerance)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", sorted(DEGENERATE) + ["opposite_secondaries", "zero_primary"])
+def test_pcd_equal_to_torchjd_on_degenerate_matrices(case, dtype):
+    """Including constraints that cannot all hold (two opposite secondary gradients: d = g_1) and a zero
+    primary gradient (d = 0)."""
+    extra = {
+        "opposite_secondaries": torch.stack([_g, _h, -_h]),
+        "zero_primary": torch.stack([torch.zeros(8, dtype=torch.float64), _g, _h]),
+    }
+    grads = {**DEGENERATE, **extra}[case].to(dtype)
+    ours, theirs = get("pcd")(3), TorchJDPCD()
+    for _ in range(2):
+        assert_matches(ours.aggregate(grads), theirs(grads), SOLVER)
+    if case == "opposite_secondaries":
+        torch.testing.assert_close(ours.aggregate(grads), grads[0])
 
 
 # ----------------------------------------------------------------------------------- defining properties
@@ -394,6 +435,70 @@ def test_trimmed_mean_hand_computed_and_its_trim_number():
     assert method.last_weights is None  # coordinate-wise: no task weights
 
 
+def test_crmogm_hand_computed_and_its_hyperparameters():
+    # IMTL-G inside: orthogonal (1, 0), (0, 2) give λ̂ = (2/3, 1/3); (1, 0), (0, 1) give (½, ½)
+    first, second = T([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64), torch.eye(2, dtype=torch.float64)
+    method = get("crmogm")(2, method="imtl_g", alpha=0.25)
+    method.aggregate(first)
+    torch.testing.assert_close(method.last_weights, T([2 / 3, 1 / 3], dtype=torch.float64))  # λ_0 = λ̂_1
+    method.aggregate(second)
+    expected = 0.25 * T([2 / 3, 1 / 3], dtype=torch.float64) + 0.75 * T([0.5, 0.5], dtype=torch.float64)
+    torch.testing.assert_close(method.last_weights, expected)
+    default = get("crmogm")(2, method="imtl_g")  # alpha 0.9
+    default.aggregate(first)
+    default.aggregate(second)
+    torch.testing.assert_close(default.last_weights, 0.9 * T([2 / 3, 1 / 3], dtype=torch.float64) + 0.05)
+    start = get("crmogm")(2, method="imtl_g", alpha=0.5, initial_weights=[1.0, 0.0])
+    start.aggregate(second)
+    torch.testing.assert_close(start.last_weights, T([0.75, 0.25], dtype=torch.float64))
+    # the wrapped method and its hyperparameters: MGDA-UB (default) on (2, 0), (0, 1) gives w = (1/5, 4/5);
+    # with l2 normalisation the unit gradients get ½ each, w = (¼, ½) on the raw ones
+    grads = T([[2.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    mgda = get("crmogm")(2)
+    mgda.aggregate(grads)
+    torch.testing.assert_close(mgda.last_weights, T([0.2, 0.8], dtype=torch.float64))
+    normalized = get("crmogm")(2, method_hparams={"normalization": "l2"})
+    normalized.aggregate(grads)
+    torch.testing.assert_close(normalized.last_weights, T([0.25, 0.5], dtype=torch.float64))
+
+
+def _pcd_two_tasks(grads: torch.Tensor, squared_norm_average: torch.Tensor, tau: float, eps: float):
+    """PCD for T = 2 by hand: one constraint, d̃ = g̃_1 + max(0, (τ‖g̃_2‖² − g̃_2·g̃_1) / ‖g̃_2‖²) g̃_2,
+    rescaled to ‖g_1‖; ``squared_norm_average`` is v̂ (already debiased)."""
+    scaled = grads / (squared_norm_average + eps).sqrt()[:, None]
+    g1, g2 = scaled
+    direction = g1 + ((tau * g2 @ g2 - g2 @ g1) / (g2 @ g2)).clamp_min(0) * g2
+    return direction * grads[0].norm() / direction.norm()
+
+
+def test_pcd_hand_computed_and_its_hyperparameters():
+    first = CONFLICT
+    second = CONFLICT * T([[1.0], [3.0]], dtype=torch.float64)  # task 2's gradient triples
+    squared = [first.square().sum(1), second.square().sum(1)]
+
+    def debiased(beta):  # v̂ after two steps
+        return (beta * (1 - beta) * squared[0] + (1 - beta) * squared[1]) / (1 - beta**2)
+
+    for hparams in ({}, {"tau": 0.5}, {"tau": [0.5]}, {"beta": 0.0}, {"eps": 10.0}):
+        method = get("pcd")(2, **hparams)
+        tau = hparams.get("tau", 0.02)
+        tau = tau[0] if isinstance(tau, list) else tau
+        beta, eps = hparams.get("beta", 0.999), hparams.get("eps", 1e-8)
+        torch.testing.assert_close(method.aggregate(first), _pcd_two_tasks(first, squared[0], tau, eps))
+        torch.testing.assert_close(method.aggregate(second), _pcd_two_tasks(second, debiased(beta), tau, eps))
+    # τ = 0: π(g1) onto {g2·x ≥ 0}, (½, ½), rescaled to ‖g1‖ = 1
+    torch.testing.assert_close(
+        get("pcd")(2, tau=0.0).aggregate(first), T([1.0, 1.0], dtype=torch.float64) / 2**0.5
+    )
+    defaults = get("pcd")(2)
+    for hparams in ({"tau": 0.5}, {"eps": 10.0}):
+        assert not torch.allclose(get("pcd")(2, **hparams).aggregate(first), defaults.aggregate(first))
+    defaults.aggregate(first)
+    other = get("pcd")(2, beta=0.0)
+    other.aggregate(first)
+    assert not torch.allclose(other.aggregate(second), defaults.aggregate(second))
+
+
 # ------------------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize(
     ("name", "hparams", "message"),
@@ -405,6 +510,11 @@ def test_trimmed_mean_hand_computed_and_its_trim_number():
         ("config", {"pref_vector": [1.0, float("nan"), 1.0]}, "finite"),
         ("krum", {"n_byzantine": 1}, "T >= n_byzantine \\+ 3"),
         ("trimmed_mean", {"trim_number": 2}, "weighting.grad.hparams.trim_number"),
+        ("crmogm", {"method": "graddrop"}, "weighting.grad.hparams.method must be a method whose weights"),
+        ("crmogm", {"alpha": 1.5}, "weighting.grad.hparams.alpha"),
+        ("crmogm", {"initial_weights": [1.0]}, "weighting.grad.hparams.initial_weights"),
+        ("pcd", {"tau": [0.1, 0.2, 0.3]}, "a list of 2"),
+        ("pcd", {"beta": 1.0}, "0 <= beta < 1"),
     ],
 )
 def test_bad_hyperparameters_name_the_key(name, hparams, message):

@@ -32,6 +32,8 @@ PAPER_NAMES = {
     "config": "ConFIG",
     "krum": "Krum",
     "trimmed_mean": "TrimmedMean",
+    "crmogm": "CR-MOGM",
+    "pcd": "PCD",
 }
 
 

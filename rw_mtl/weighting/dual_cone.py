@@ -59,9 +59,10 @@ def nonnegative_qp(hessian: Tensor, linear: Tensor, iterations: int = ITERATIONS
         dx_affine = torch.cholesky_solve(-residual.unsqueeze(-1), factor).squeeze(-1)
         dz_affine = -z - z / x * dx_affine
         mu_affine = (
-            (x + _max_step(x, dx_affine) * dx_affine) * (z + _max_step(z, dz_affine) * dz_affine)
+            (x + _max_step(x, dx_affine).clamp(max=1.0) * dx_affine)
+            * (z + _max_step(z, dz_affine).clamp(max=1.0) * dz_affine)
         ).mean(dim=1, keepdim=True)
-        sigma = (mu_affine / mu).clamp(0.0, 1.0) ** 3
+        sigma = (mu_affine / mu.clamp_min(torch.finfo(mu.dtype).tiny)).clamp(0.0, 1.0) ** 3
         correction = sigma * mu - dx_affine * dz_affine
         dx = torch.cholesky_solve((-residual + correction / x).unsqueeze(-1), factor).squeeze(-1)
         dz = (correction - x * z - z * dx) / x

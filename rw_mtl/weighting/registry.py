@@ -14,6 +14,7 @@ from rw_mtl.weighting.base import GradWeighting, LossWeighting
 from rw_mtl.weighting.grad.aligned_mtl import AlignedMTL
 from rw_mtl.weighting.grad.cagrad import CAGrad
 from rw_mtl.weighting.grad.config import ConFIG
+from rw_mtl.weighting.grad.crmogm import CRMOGM
 from rw_mtl.weighting.grad.dualproj import DualProj
 from rw_mtl.weighting.grad.graddrop import GradDrop
 from rw_mtl.weighting.grad.gradnorm import GradNorm
@@ -22,6 +23,7 @@ from rw_mtl.weighting.grad.imtl_g import IMTL_G
 from rw_mtl.weighting.grad.krum import Krum
 from rw_mtl.weighting.grad.mgda_ub import MGDA_UB
 from rw_mtl.weighting.grad.nash_mtl import NashMTL
+from rw_mtl.weighting.grad.pcd import PCD
 from rw_mtl.weighting.grad.pcgrad import PCGrad
 from rw_mtl.weighting.grad.rgw import RGW
 from rw_mtl.weighting.grad.rotograd import RotoGrad
@@ -60,6 +62,8 @@ GRAD_METHODS: dict[str, type[GradWeighting]] = {
     "config": ConFIG,
     "krum": Krum,
     "trimmed_mean": TrimmedMean,
+    "crmogm": CRMOGM,
+    "pcd": PCD,
 }
 
 # The config choice `weighting/grad=none` means "no gradient balancing": plain backward of Σ λ_t ℓ_t.
