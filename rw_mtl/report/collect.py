@@ -48,6 +48,15 @@ PAPER_NAMES = {
     "gradvac": "GradVac",
     "cagrad": "CAGrad",
     "rotograd": "RotoGrad",
+    "upgrad": "UPGrad",
+    "dualproj": "DualProj",
+    "aligned_mtl": "Aligned-MTL",
+    "nash_mtl": "Nash-MTL",
+    "config": "ConFIG",
+    "krum": "Krum",
+    "trimmed_mean": "TrimmedMean",
+    "crmogm": "CR-MOGM",
+    "pcd": "PCD",
 }
 REQUIRED = ("dataset", "arch", "loss_method", "grad_method", "tasks", "metrics")
 

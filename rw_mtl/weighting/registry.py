@@ -11,21 +11,30 @@ from __future__ import annotations
 import importlib
 
 from rw_mtl.weighting.base import GradWeighting, LossWeighting
+from rw_mtl.weighting.grad.aligned_mtl import AlignedMTL
 from rw_mtl.weighting.grad.cagrad import CAGrad
+from rw_mtl.weighting.grad.config import ConFIG
+from rw_mtl.weighting.grad.crmogm import CRMOGM
 from rw_mtl.weighting.grad.db_mtl import DB_MTL
+from rw_mtl.weighting.grad.dualproj import DualProj
 from rw_mtl.weighting.grad.excess_mtl import ExcessMTL
 from rw_mtl.weighting.grad.fairgrad import FairGrad
 from rw_mtl.weighting.grad.graddrop import GradDrop
 from rw_mtl.weighting.grad.gradnorm import GradNorm
 from rw_mtl.weighting.grad.gradvac import GradVac
 from rw_mtl.weighting.grad.imtl_g import IMTL_G
+from rw_mtl.weighting.grad.krum import Krum
 from rw_mtl.weighting.grad.mgda_ub import MGDA_UB
 from rw_mtl.weighting.grad.moco import MoCo
 from rw_mtl.weighting.grad.modo import MoDo
+from rw_mtl.weighting.grad.nash_mtl import NashMTL
+from rw_mtl.weighting.grad.pcd import PCD
 from rw_mtl.weighting.grad.pcgrad import PCGrad
 from rw_mtl.weighting.grad.rgw import RGW
 from rw_mtl.weighting.grad.rotograd import RotoGrad
 from rw_mtl.weighting.grad.sdmgrad import SDMGrad
+from rw_mtl.weighting.grad.trimmed_mean import TrimmedMean
+from rw_mtl.weighting.grad.upgrad import UPGrad
 from rw_mtl.weighting.loss.auto_lambda import AutoLambda
 from rw_mtl.weighting.loss.dwa import DWA
 from rw_mtl.weighting.loss.ew import EW
@@ -68,6 +77,15 @@ GRAD_METHODS: dict[str, type[GradWeighting]] = {
     "sdmgrad": SDMGrad,
     "modo": MoDo,
     "moco": MoCo,
+    "upgrad": UPGrad,
+    "dualproj": DualProj,
+    "aligned_mtl": AlignedMTL,
+    "nash_mtl": NashMTL,
+    "config": ConFIG,
+    "krum": Krum,
+    "trimmed_mean": TrimmedMean,
+    "crmogm": CRMOGM,
+    "pcd": PCD,
 }
 
 # The config choice `weighting/grad=none` means "no gradient balancing": plain backward of Σ λ_t ℓ_t.
