@@ -62,9 +62,15 @@ DEFAULT_METHODS = [
     "ew+gradvac",
     "ew+cagrad",
     "ew+rotograd",
+    "ew+fairgrad",
+    "ew+sdmgrad",
+    "ew+modo",
+    "ew+moco",
     "ew+mgda_ub@param",
     "ew+imtl_g@param",
     "ew+rgw@param",
+    "ew+fairgrad@rep",
+    "ew+sdmgrad@rep",
 ]
 
 

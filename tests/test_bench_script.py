@@ -38,3 +38,15 @@ def test_tiny_run_prints_the_ratio_table(capsys, tmp_path):
     assert "| ew | " in table and "| 1.00 |" in table and "| ew+mgda_ub@last_layer |" in table
     times = json.loads(out.read_text())["times_s"]
     assert len(times["ew+pcgrad"]) == 2 and all(t > 0 for t in times["ew+pcgrad"])
+
+
+def test_methods_with_extra_batches_draw_them_from_the_fit_loader(capsys):
+    """The bench passes its loader to fit() directly (no data module): SDMGrad's two extra batches a step
+    come from a second pass over that loader."""
+    code = BENCH["main"](
+        ["--preset", "digits", "--device", "cpu", "--steps", "2", "--warmup", "1"]
+        + ["--methods", "ew", "ew+sdmgrad", "ew+modo@rep"]
+    )
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "| ew+sdmgrad | " in table and "| ew+modo@rep | " in table

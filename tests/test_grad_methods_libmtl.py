@@ -398,3 +398,34 @@ def test_moco_training_step_moves_theta_along_its_direction(fast_config):
     update = applied_update(shared, [p for p in after.arch.shared_parameters() if p.requires_grad])
     torch.testing.assert_close(torch.cat([u.reshape(-1) for u in update]), expected, atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(after.grad_weighting.step, T(1.0))
+
+
+def test_moco_under_bf16_mixed_keeps_float32_state_and_gradients(fast_config):
+    """bf16-mixed autocast runs the model in bfloat16; MoCo's Y, λ and the direction it writes into θ's
+    .grad stay float32 and finite. (MoCo learns multi_digits too slowly in two epochs for the accuracy
+    comparison of tests/test_train.py, which runs the other methods.)"""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from rw_mtl.build import build_module
+
+    config = fast_config("weighting/loss=ew", "weighting/grad=moco", "dataset.datamodule.train_size=256")
+    datamodule = instantiate(config.dataset.datamodule)
+    module = build_module(config, datamodule.tasks)
+    before = [p.detach().clone() for p in module.arch.shared_parameters()]
+    trainer = L.Trainer(
+        precision="bf16-mixed",
+        max_steps=3,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    method = module.grad_weighting
+    assert method.tracked.dtype == torch.float32 and torch.isfinite(method.tracked).all()
+    assert method.step.item() == 3.0 and torch.isfinite(method.lambd).all()
+    shared = list(module.arch.shared_parameters())
+    assert all(p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all() for p in shared)
+    assert any(not torch.equal(b, p) for b, p in zip(before, shared, strict=True))

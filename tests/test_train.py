@@ -115,7 +115,7 @@ BF16_RUNS = {
     "mgda_ub-param": ["weighting/grad=mgda_ub", "weighting.grad.mode=param"],
     "cagrad-rep": ["weighting/grad=cagrad", "weighting.grad.mode=rep"],
     "fairgrad-rep": ["weighting/grad=fairgrad", "weighting.grad.mode=rep"],
-    "moco-param": ["weighting/grad=moco"],
+    "modo-param": ["weighting/grad=modo"],
 }
 
 

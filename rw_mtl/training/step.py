@@ -269,26 +269,31 @@ class BalancedStep:
         backward_into_own_parameters(module.loss_weighting, module.loss_weighting.meta_step(meta))
 
     def _next_batch(self, split: str) -> dict:
-        """The next batch of an endless pass over the data module's ``split`` loader, on the device."""
+        """The next batch of an endless pass over the ``split`` loader, on the device."""
         module = self.module
         attribute = "_validation_batches" if split == "val" else "_training_batches"
         if getattr(self, attribute) is None:
-            datamodule = module.trainer.datamodule
-            if datamodule is None:
+            setattr(self, attribute, self._endless_batches(split))
+        return module.transfer_batch_to_device(next(getattr(self, attribute)), module.device, 0)
+
+    def _endless_batches(self, split: str) -> Iterator[dict]:
+        """Batches of the data module's ``split`` loader forever; without a data module (loaders given to
+        ``fit`` directly) a second pass over the trainer's own training loader for ``train``."""
+        module = self.module
+        datamodule = module.trainer.datamodule
+        if datamodule is None:
+            loaders = module.trainer.train_dataloader if split == "train" else None
+            if loaders is None:
                 raise ValueError(f"this weighting method needs a datamodule with {split}_dataloader()")
+        else:
             if split == "val" and getattr(datamodule, "validation_is_test", False):
                 raise ValueError(
                     f"{type(module.loss_weighting).__name__} learns from validation batches, but this "
                     "dataset validates on its test split; set dataset.datamodule.validation=held_out"
                 )
             loaders = datamodule.val_dataloader() if split == "val" else datamodule.train_dataloader()
-            if module.multi_input:
-                loaders = (
-                    loaders
-                    if isinstance(loaders, dict)
-                    else dict(zip(module.task_names, loaders, strict=True))
-                )
-                setattr(self, attribute, endless_combined(loaders))
-            else:
-                setattr(self, attribute, endless(loaders))
-        return module.transfer_batch_to_device(next(getattr(self, attribute)), module.device, 0)
+        if not module.multi_input:
+            return endless(loaders)
+        if not isinstance(loaders, dict):
+            loaders = dict(zip(module.task_names, loaders, strict=True))
+        return endless_combined(loaders)

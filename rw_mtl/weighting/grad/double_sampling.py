@@ -14,15 +14,18 @@ from rw_mtl.weighting.interface import Combination, TaskGradients
 class DoubleSamplingWeighting(GramWeighting):
     """d = Σ_t w_t g_t(ζ) on the step's batch ζ, with w updated from the cross-batch Gram matrix
     C = G(ξ₁) G(ξ₂)ᵀ of two further, independent training batches ξ₁, ξ₂ (``extra_batches`` = 2: the step
-    draws them from the data module's training loader, ``TaskGradients.extra``).
+    draws them from the data module's training loader, or the trainer's when ``fit`` got loaders directly;
+    ``TaskGradients.extra``).
 
-    Why two batches: the weight updates of SDMGrad and MoDo need Gᵀ G of the *expected* gradients; the
-    product of one batch's gradients with themselves is biased by their variance, the product of two
+    Why two batches: the weight updates of SDMGrad and MoDo need the T×T inner products E[G] E[G]ᵀ of the
+    *expected* gradients; one batch's G Gᵀ is biased by the gradients' variance, the product of two
     independent batches' is not. Only inner products are read, so like every ``GramWeighting`` it costs
     T×T values whatever D is (``TaskGradients.inner``, summed over data-parallel ranks), and it works in
     every mode. Each extra batch costs one forward pass and the per-task backward passes of the mode; the
     heads get the step's batch's gradient only (LibMTL averages them over the three batches for MoDo and
-    sums them for SDMGrad).
+    sums them for SDMGrad). Under ``trainer=ddp`` the extra batches come from the data module's loader,
+    not Lightning's distributed one, so every rank draws the same b samples: the estimate stays unbiased
+    but rests on b samples, not R·b.
 
     C is read at LibMTL's scale: LibMTL's losses are unweighted, rw_mtl's loss weights sum to one (EW:
     λ_t = 1/T), so C is divided by mean(λ)² (``TaskGradients.loss_weights``); with EW the step sizes of the
