@@ -15,7 +15,17 @@ from pathlib import Path
 
 from rw_mtl.report.collect import PAPER_NAMES, Group
 
-ARCH_NAMES = {"hps": "HPS", "cross_stitch": "Cross-stitch", "mtan": "MTAN", "nddr_cnn": "NDDR-CNN"}
+ARCH_NAMES = {
+    "hps": "HPS",
+    "cross_stitch": "Cross-stitch",
+    "mtan": "MTAN",
+    "nddr_cnn": "NDDR-CNN",
+    "mmoe": "MMoE",
+    "cgc": "CGC",
+    "ple": "PLE",
+    "dselect_k": "DSelect-k",
+    "ltb": "LTB",
+}
 NO_GRAD_ROW = "Vanilla"  # the paper's name for "no gradient method" (Table 4)
 
 # dataset → the paper's grid files (first column: row name; other columns: column names)
