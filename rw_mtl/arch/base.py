@@ -40,13 +40,8 @@ class MTLArchitecture(nn.Module):
         """The trainable parameters of the last shared layer of weights: the last module, in registration
         order, that owns a shared weight matrix or kernel (≥ 2 dims) — GradNorm's W, where it measures the
         task gradients' norms (``weighting.grad.mode=last_layer``)."""
-        shared = {id(p) for p in self.shared_parameters()}
-        last = None
-        for module in self.modules():
-            own = [p for p in module.parameters(recurse=False) if id(p) in shared and p.requires_grad]
-            if any(p.dim() >= 2 for p in own):
-                last = own
-        if last is None:
+        last = last_weight_layer(self, {id(p) for p in self.shared_parameters()})
+        if not last:
             raise ValueError(
                 f"{type(self).__name__} has no shared weight matrix to serve as the last shared layer; "
                 "set weighting.grad.mode=param or rep"
@@ -56,6 +51,12 @@ class MTLArchitecture(nn.Module):
     def epoch_start(self, epoch: int, max_epochs: int) -> None:
         """Called by the training loop at the start of every training epoch (architectures with an epoch
         schedule, such as Learning to Branch's temperature); no-op by default."""
+
+    def regularization(self, inputs: Tensor, tasks: Sequence[str] | None = None) -> Tensor | None:
+        """A term the architecture adds to the training objective for ``inputs`` (predicting ``tasks``), such
+        as DSelect-k's selector penalties; None (the default) adds nothing. It may depend on task-specific
+        parameters only: with a gradient method the step adds its gradient to theirs, outside G."""
+        return None
 
     def encode(self, inputs: Tensor) -> Tensor:
         """x → shared representation z (rep-mode architectures only)."""
@@ -79,3 +80,18 @@ class MTLArchitecture(nn.Module):
     def decode(self, rep: Tensor, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
         """z → predictions (rep-mode architectures only)."""
         raise NotImplementedError(f"{type(self).__name__} has no single shared representation")
+
+
+def last_weight_layer(network: nn.Module, among: set[int] | None = None) -> list[nn.Parameter]:
+    """The trainable parameters of the last module of ``network``, in registration order, that owns a weight
+    matrix or kernel (≥ 2 dims); with ``among`` (parameter ids) only those parameters count. Empty if none."""
+    last: list[nn.Parameter] = []
+    for module in network.modules():
+        own = [
+            p
+            for p in module.parameters(recurse=False)
+            if p.requires_grad and (among is None or id(p) in among)
+        ]
+        if any(p.dim() >= 2 for p in own):
+            last = own
+    return last

@@ -84,6 +84,7 @@ class TimmResNet(nn.Module):
                 body.layer4,
             ]
         )
+        self.stem_length = 4  # conv1, bn1, act1, maxpool open stage 0 (PLE and LTB also cut after them)
         self.stage_channels = [info["num_chs"] for info in body.feature_info[1:5]]
         self.stage_is_vector = [False] * 4
         self.block = type(body.layer1[0])

@@ -36,7 +36,17 @@ SAMPLERS = {
     "constrained_bernoulli": "c-Bernoulli",
 }
 #: architectures in the order of Table 5's columns, with the paper's names
-ARCHS = {"hps": "HPS", "cross_stitch": "Cross-stitch", "mtan": "MTAN", "nddr_cnn": "NDDR-CNN"}
+ARCHS = {  # the paper's four (Table 5's order), then LibMTL's mixtures of experts and LTB
+    "hps": "HPS",
+    "cross_stitch": "Cross-stitch",
+    "mtan": "MTAN",
+    "nddr_cnn": "NDDR-CNN",
+    "mmoe": "MMoE",
+    "cgc": "CGC",
+    "ple": "PLE",
+    "dselect_k": "DSelect-k",
+    "ltb": "LTB",
+}
 
 PAPER_SWEEP = "table1"
 

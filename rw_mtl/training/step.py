@@ -11,7 +11,9 @@ method's combination) → gradients of every parameter, ready for the optimizer 
    shared layer (last_layer mode), one [T, D] matrix; the method's ``Combination`` becomes θ's gradient
    (rep mode: one backward of z with the combined gradient; last_layer mode: one backward of
    Σ_t w_t λ_t ℓ_t into θ); the heads and any learnable loss-weighting parameters get the gradient of
-   Σ λ_t ℓ_t — the heads' parts come out of the same T per-task passes that fill G.
+   Σ λ_t ℓ_t — the heads' parts come out of the same T per-task passes that fill G. An architecture's own
+   penalty (``MTLArchitecture.regularization``, DSelect-k's) joins Σ λ_t ℓ_t; it depends on task-specific
+   parameters only, so with a gradient method its gradient is added to theirs and stays out of G.
 
 Every gradient method is reached through one call, ``method(TaskGradients, losses) -> Combination``, in
 every mode. Data-parallel ranks (``trainer=ddp``) hand it global quantities: the losses' global means,
@@ -109,6 +111,7 @@ class BalancedStep:
     def __call__(self, batch: dict) -> StepResult:
         module = self.module
         forward = self._forward(batch)
+        penalty = self._architecture_penalty(batch)
         terms = forward.terms
         if module.data_parallel:
             terms = distributed.global_mean_values(terms)
@@ -124,10 +127,25 @@ class BalancedStep:
             if regularization is not None:
                 total = total + regularization
             if module.grad_weighting is None:
-                module.manual_backward(total)
+                module.manual_backward(total if penalty is None else total + penalty)
             else:
                 self._balanced_backward(method_losses, weighted, total, forward, loss_weights.detach())
+                if penalty is not None:
+                    params = module.task_specific_parameters()
+                    accumulate_grad(params, torch.autograd.grad(penalty, params, allow_unused=True))
         return StepResult(losses.detach(), loss_weights.detach())
+
+    def _architecture_penalty(self, batch: dict) -> Tensor | None:
+        """The architecture's own training term on this batch (``MTLArchitecture.regularization``:
+        DSelect-k's selector penalties), summed over the batch's inputs; None when it has none. It depends
+        on task-specific parameters only, so with a gradient method its gradient joins theirs."""
+        module = self.module
+        terms = [
+            module.arch.regularization(inputs, names)
+            for inputs, names in inputs_by_task(batch, module.task_names, module.multi_input)
+        ]
+        terms = [term for term in terms if term is not None]
+        return torch.stack(terms).sum() if terms else None
 
     def _balanced_backward(
         self, losses: Tensor, weighted: list[Tensor], total: Tensor, forward: _Forward, loss_weights: Tensor
