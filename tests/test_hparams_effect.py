@@ -19,7 +19,6 @@ from hydra.utils import instantiate
 from rw_mtl.build import build_module
 from rw_mtl.resources import CONFIG_DIR
 from rw_mtl.weighting import get
-from rw_mtl.weighting.simplex import project_to_simplex, scaled_gram
 
 from . import test_planted_bugs as planted
 from .test_grad_methods import _cagrad_reference
@@ -173,20 +172,13 @@ def _twelve_tasks() -> torch.Tensor:
     return grads
 
 
-def test_mgda_iterations_are_the_fista_steps_beyond_ten_tasks():
-    """12 tasks (beyond the exact solver): 0 steps leave w uniform (d = mean gradient); 1 step is one
-    projected gradient step of size 1/(2‖M‖_F) on the scaled Gram matrix; 250 (the default) reach KKT."""
+def test_mgda_beyond_ten_tasks_reaches_the_min_norm_point():
+    """12 tasks (beyond the exact solver): the direction satisfies the min-norm point's KKT conditions."""
     grads = _twelve_tasks()
-    gram = grads @ grads.T
-    torch.testing.assert_close(get("mgda_ub")(12, iterations=0).aggregate(grads), grads.mean(0))
-    scaled = scaled_gram(gram)
-    uniform = torch.full((12,), 1 / 12, dtype=torch.float64)
-    one_step = project_to_simplex(uniform - 2 * scaled @ uniform / (2 * torch.linalg.matrix_norm(scaled)))
-    torch.testing.assert_close(get("mgda_ub")(12, iterations=1).aggregate(grads), one_step @ grads)
     default = get("mgda_ub")(12).aggregate(grads)
-    assert (default @ default).item() < 0.5 * (one_step @ gram @ one_step).item()
     products = grads @ default  # KKT of the min-norm point: g_t · d ≥ ‖d‖² for every t
-    assert (products >= (default @ default) * (1 - 1e-3)).all()
+    assert (products >= (default @ default) * (1 - 1e-6)).all()
+    assert (default - grads.mean(0)).norm().item() > 0.1
 
 
 # -------------------------------------------------------------------------------------------- CAGrad
@@ -199,12 +191,10 @@ def test_cagrad_c_is_the_radius_around_the_mean(c):
     torch.testing.assert_close(get("cagrad")(2, c=c).aggregate(grads), (1 + c) / (1 + c**2) * grads.mean(0))
 
 
-def test_cagrad_iterations_are_the_fista_steps_beyond_ten_tasks():
-    """12 tasks (beyond the exact solver): 0 steps keep w uniform, so g_w = g_0 and
-    d = (1 + c) g_0 / (1 + c²); 300 (the default) reach the reference solver's direction."""
+def test_cagrad_beyond_ten_tasks_reaches_the_reference():
+    """12 tasks (beyond the exact solver): the reference solver's direction, far from the uniform point's."""
     grads = _twelve_tasks()
     mean = grads.mean(0)
-    torch.testing.assert_close(get("cagrad")(12, iterations=0).aggregate(grads), 1.5 * mean / 1.25)
     default = get("cagrad")(12).aggregate(grads)
     torch.testing.assert_close(default, _cagrad_reference(grads, 0.5), atol=1e-6, rtol=1e-6)
     assert (default - 1.5 * mean / 1.25).norm().item() > 0.5
@@ -236,10 +226,8 @@ COVERED = {
         planted.test_rotograd_re_anchors_the_norms_after_burn_in,
     ],
     ("mgda_ub", "normalization"): [test_mgda_normalization_scales_the_gradients_first],
-    ("mgda_ub", "iterations"): [test_mgda_iterations_are_the_fista_steps_beyond_ten_tasks],
     ("cagrad", "c"): [test_cagrad_c_is_the_radius_around_the_mean, planted.test_cagrad_c_reaches_the_solver],
     ("cagrad", "rescale"): [planted.test_cagrad_rescale_divides_by_its_factor],
-    ("cagrad", "iterations"): [test_cagrad_iterations_are_the_fista_steps_beyond_ten_tasks],
     ("graddrop", "leak"): [test_graddrop_leak_keeps_that_share_of_dropped_gradients],
     ("gradnorm", "alpha"): [planted.test_gradnorm_alpha_sets_the_target_norms],
     ("gradvac", "beta"): [

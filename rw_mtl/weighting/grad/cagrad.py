@@ -19,20 +19,20 @@ class CAGrad(GramWeighting):
     (``simplex.cagrad_weights``). Runs on θ (``mode: param``); with a loss method g_t is ∇(λ_t ℓ_t).
     """
 
-    def __init__(self, task_num: int, c: float = 0.5, rescale: int = 1, iterations: int = 300) -> None:
+    def __init__(self, task_num: int, c: float = 0.5, rescale: int = 1) -> None:
         super().__init__(task_num)
         if c < 0 or rescale not in RESCALES:
             raise ValueError(
                 f"CAGrad needs c >= 0 and rescale in {RESCALES} (rw_mtl/conf/weighting/grad/cagrad.yaml), "
                 f"got c={c}, rescale={rescale}"
             )
-        self.c, self.rescale, self.iterations = c, rescale, iterations
+        self.c, self.rescale = c, rescale
 
     def gram_weights(self, gram: Tensor, losses: Tensor | None) -> Tensor:
         uniform = gram.new_full((self.task_num,), 1.0 / self.task_num)
         if self.c == 0:
             return uniform
-        w = cagrad_weights(gram, self.c, self.iterations)
+        w = cagrad_weights(gram, self.c)
         # ‖g_0‖ / ‖g_w‖ on M / mean(diag M): a ratio, so the scale drops out and the 1e-8 guard (the
         # original code's) is relative to the gradients' size, whether they are 1e-8 or 1e6
         gram = scaled_gram(gram)

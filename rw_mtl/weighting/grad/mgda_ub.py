@@ -16,11 +16,12 @@ class MGDA_UB(GramWeighting):  # noqa: N801 — the method's published name
 
     ``normalization`` n_t (their Section 3.2): ``none`` 1, ``l2`` ‖g_t‖, ``loss`` ℓ_t, ``loss+`` ℓ_t‖g_t‖.
     "UB" = the upper bound: run on ∇_z ℓ_t, the shared representation (``mode: rep``, the default). Solved
-    on the device by ``simplex.min_norm_weights`` (closed form for two tasks). ``last_weights`` are the
+    on the device by ``simplex.min_norm_weights`` (closed form for two tasks; exact to float64 precision for
+    any T, where the original's Frank-Wolfe loop stops after 250 steps). ``last_weights`` are the
     weights w_t / n_t on the raw gradients. With a loss method, g_t is the gradient of λ_t ℓ_t.
     """
 
-    def __init__(self, task_num: int, normalization: str = "none", iterations: int = 250) -> None:
+    def __init__(self, task_num: int, normalization: str = "none") -> None:
         super().__init__(task_num)
         if normalization not in NORMALIZATIONS:
             raise ValueError(
@@ -28,7 +29,6 @@ class MGDA_UB(GramWeighting):  # noqa: N801 — the method's published name
                 f"got {normalization!r}"
             )
         self.normalization = normalization
-        self.iterations = iterations
 
     def gram_weights(self, gram: Tensor, losses: Tensor | None) -> Tensor:
         norms = gram.diagonal().clamp_min(0).sqrt()
@@ -40,5 +40,5 @@ class MGDA_UB(GramWeighting):  # noqa: N801 — the method's published name
             loss_values = self._require_losses(losses, f"normalization={self.normalization!r}").to(gram.dtype)
             scale = loss_values if self.normalization == "loss" else loss_values * norms
         scale = scale.clamp_min(1e-12)
-        weights = min_norm_weights(gram / (scale[:, None] * scale[None, :]), self.iterations)
+        weights = min_norm_weights(gram / (scale[:, None] * scale[None, :]))
         return weights / scale

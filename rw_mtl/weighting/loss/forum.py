@@ -10,7 +10,7 @@ from rw_mtl.weighting.base import LossWeighting
 from rw_mtl.weighting.interface import MetaStep, surrogate_loss
 from rw_mtl.weighting.jacobian import task_gradients
 from rw_mtl.weighting.loss.virtual_params import flat_gradient, moved
-from rw_mtl.weighting.simplex import _fista
+from rw_mtl.weighting.simplex import fista_on_simplex
 
 _EPS = 1e-8  # in the gradient normalisation and the constraint's denominators, as the official code
 _DIVERGED = 1e5  # the inner loop stops once the lower-level loss exceeds this, as the official code
@@ -157,4 +157,4 @@ def subproblem_weights(gram: Tensor, pi: Tensor, c: Tensor, iterations: int = QP
         along_mu = 2 * (cross @ w + mu * last) - c  # ∂/∂μ, zero where μ = μ*
         return 2 * mixed + (bound >= free).to(w.dtype) * (w @ pi > 0).to(w.dtype) * along_mu * pi
 
-    return _fista(gradient, task_num, gram, step_size=lambda w: step, iterations=iterations)
+    return fista_on_simplex(gradient, task_num, gram, step_size=lambda w: step, iterations=iterations)
