@@ -429,3 +429,41 @@ def test_moco_under_bf16_mixed_keeps_float32_state_and_gradients(fast_config):
     shared = list(module.arch.shared_parameters())
     assert all(p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all() for p in shared)
     assert any(not torch.equal(b, p) for b, p in zip(before, shared, strict=True))
+
+
+@pytest.mark.parametrize("name", ["moco", "sdmgrad", "modo"])
+def test_a_skipped_step_keeps_the_methods_state(fast_config, name):
+    """on_nonfinite=skip: a step with a NaN task loss leaves MoCo's Y, λ, k, SDMGrad's w and MoDo's λ as
+    they were (the guard restores the methods' buffers), while the steps around it move them."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from rw_mtl.build import build_module
+
+    from .test_nonfinite import PoisonAndWatch, _equal
+
+    config = fast_config(
+        "dataset.datamodule.train_size=512",
+        "weighting/loss=rlw",
+        f"weighting/grad={name}",
+        "on_nonfinite=skip",
+        "max_skipped_fraction=0.5",
+    )
+    datamodule = instantiate(config.dataset.datamodule)
+    module = build_module(config, datamodule.tasks)
+    watch = PoisonAndWatch(at=2)
+    trainer = L.Trainer(
+        max_steps=4,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        callbacks=[watch],
+    )
+    trainer.fit(module, datamodule=datamodule)
+    assert module.skipped_steps == 1
+    assert _equal(watch.before["methods"], watch.after["methods"])
+    final = module.grad_weighting.state_dict()
+    assert any(not torch.equal(final[key], watch.after["methods"][key]) for key in final)
