@@ -10,7 +10,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 DEMO_DIR ?= outputs/demo
 RUN_DIR ?= outputs/run
 EXPERIMENTS := table1 table3 table4 table5 table6 table7 table8 fig1 fig2
-.PHONY: help setup run demo litmus report test lint bench clean table2 $(EXPERIMENTS)
+.PHONY: help setup run demo litmus report test lint bench mutate clean table2 $(EXPERIMENTS)
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -57,9 +57,14 @@ bench: $(STAMP) ## step time of every weighting relative to EW (PRESET=nyuv2|cel
 test: $(STAMP) ## run the test suite (fast, CPU, deterministic)
 	$(BIN)/python -m pytest -q
 
+mutate: $(STAMP) ## mutation testing (mutmut) of weighting, tasks, report, multi_digits; score per module (docs/testing.md)
+	$(BIN)/pip install -q -e '.[mutate]'
+	RW_MTL_TORCH_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children $(or $(JOBS),2)
+	$(BIN)/python scripts/mutation_score.py mutants
+
 lint: $(STAMP) ## ruff check + format check
 	$(BIN)/ruff check rw_mtl tests scripts
 	$(BIN)/ruff format --check rw_mtl tests scripts
 
 clean: ## remove outputs and caches (keeps .venv)
-	rm -rf outputs multirun .pytest_cache .ruff_cache
+	rm -rf outputs multirun mutants .pytest_cache .ruff_cache

@@ -13,7 +13,8 @@ from omegaconf import DictConfig
 from rw_mtl.resources import CONFIG_DIR
 
 os.environ.setdefault("WANDB_MODE", "disabled")
-torch.set_num_threads(2)
+# 2 threads on the 2-core test machines; `make mutate` sets 1 (its workers are forked, one per core)
+torch.set_num_threads(int(os.environ.get("RW_MTL_TORCH_THREADS", "2")))
 
 # Trainer settings for fast, deterministic CPU runs on any dataset.
 FAST_TRAINER = [

@@ -70,7 +70,7 @@ class MultiDigitsDataModule(SplitLoaders, L.LightningDataModule):
         num_workers: int = 0,
         data_seed: int = 0,
         validation: str = HELD_OUT,
-    ) -> None:
+    ) -> None:  # pragma: no mutate block (save_hyperparameters reads this frame, hidden by mutmut)
         super().__init__()
         check_validation(validation, (HELD_OUT,), "multi_digits")
         if num_digits < 2:
