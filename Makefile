@@ -9,7 +9,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 .DEFAULT_GOAL := help
 DEMO_DIR ?= outputs/demo
 RUN_DIR ?= outputs/run
-EXPERIMENTS := table1 table3 table4 table5 table6 table7 table8 fig1 fig2
+EXPERIMENTS := table1 table3 table4 table5 table6 table7 table8 fig1 fig2 table4_all litmus_all
 .PHONY: help setup run demo litmus report test lint bench mutate clean table2 $(EXPERIMENTS)
 
 help: ## list the targets

@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 from rw_mtl.config_checks import validate_config
 from rw_mtl.resources import CONFIG_DIR
 from rw_mtl.sweep import expand, main
+from rw_mtl.weighting.registry import GRAD_METHODS, LOSS_METHODS, NO_GRAD_METHOD
 
 from .conftest import conf_options
 
@@ -29,6 +30,7 @@ ALL_METHODS = 15  # 6 loss methods incl. EW and RLW, 9 gradient methods incl. RG
         ("table8", 2 * ALL_METHODS),
         ("fig1", 6),
         ("fig2", 2 * 3),
+        ("litmus_all", len(LOSS_METHODS) + len(GRAD_METHODS)),
     ],
 )
 def test_every_job_composes_and_validates(experiment, jobs_per_seed):
@@ -43,6 +45,19 @@ def test_every_job_composes_and_validates(experiment, jobs_per_seed):
             validate_config(config)
             names.add((config.dataset.name, config.arch.name, config.run_name))
     assert len(names) == jobs_per_seed, "two jobs would share a run directory"
+
+
+def _swept(experiment: str, key: str) -> set[str]:
+    return {dict(o.split("=", 1) for o in job[1:])[key] for job in expand(experiment, ["seed=0"])}
+
+
+def test_the_extended_grids_list_every_registered_method():
+    """table4_all is every loss method × every gradient method; litmus_all one row per method: a method
+    registered in rw_mtl/weighting/registry.py but missing from these sweeps fails here."""
+    assert _swept("table4_all", "weighting/loss") == set(LOSS_METHODS)
+    assert _swept("table4_all", "weighting/grad") == {NO_GRAD_METHOD, *GRAD_METHODS}
+    assert len(expand("table4_all", ["seed=0,1,2"])) == 3 * len(LOSS_METHODS) * (1 + len(GRAD_METHODS))
+    assert _swept("litmus_all", "+method") == {*LOSS_METHODS, *GRAD_METHODS}
 
 
 def test_table5_grid_and_fig1_samplers():
@@ -66,6 +81,8 @@ def test_every_experiment_is_covered():
         "table8",
         "fig1",
         "fig2",
+        "table4_all",
+        "litmus_all",
     }
     assert Path(CONFIG_DIR, "method").is_dir()
 
