@@ -42,6 +42,16 @@ EQUAL_TO_ONE_PROCESS = [
     ("rlw", "rgw", "rep"),  # weights drawn without a Gram matrix
     ("ew", "rotograd", "rep"),  # not a Gram method: runs on the gathered G
     ("ew", "gradnorm", "last_layer"),  # G on the last shared layer only, then one backward
+    # TorchJD's methods: T×T solves on the summed Gram matrix (rep) or the averaged G (param)
+    ("ew", "upgrad", "rep"),
+    ("rlw", "dualproj", "param"),
+    ("ew", "aligned_mtl", "rep"),
+    ("uw", "nash_mtl", "rep"),
+    ("ew", "config", "param"),
+    ("ew", "krum", "rep"),
+    ("dwa", "crmogm", "rep"),  # state: the smoothed weights
+    ("ew", "pcd", "rep"),  # state: the moving average of squared norms
+    ("ew", "trimmed_mean", "rep"),  # coordinate-wise: on the gathered G, each rank applies its columns
 ]
 # GradDrop draws one uniform per column of G, and the gathered columns come in another sample order than
 # one process's: the ranks must agree with each other, not with one process.
