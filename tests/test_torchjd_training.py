@@ -109,6 +109,7 @@ def test_bf16_mixed_step_matches_float32(fast_config, name):
             ]
         )
     assert torch.isfinite(updates["bf16-mixed"]).all()
+    assert not torch.equal(updates["bf16-mixed"], updates["32-true"])  # bfloat16 did run
     cosine = torch.nn.functional.cosine_similarity(updates["bf16-mixed"], updates["32-true"], dim=0)
     assert cosine > 0.98, cosine
 
