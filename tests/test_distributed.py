@@ -46,6 +46,16 @@ EQUAL_TO_ONE_PROCESS = [
     ("rlw", "sdmgrad", "rep"),  # two extra batches a step: their cross-batch products summed over ranks
     ("ew", "modo", "param"),  # two extra batches a step, G averaged over the ranks
     ("rlw", "moco", "param"),  # a direction from the tracked state Y (a buffer), no weights on G
+    # TorchJD's methods: T×T solves on the summed Gram matrix (rep) or the averaged G (param)
+    ("ew", "upgrad", "rep"),
+    ("rlw", "dualproj", "param"),
+    ("ew", "aligned_mtl", "rep"),
+    ("uw", "nash_mtl", "rep"),
+    ("ew", "config", "param"),
+    ("ew", "krum", "rep"),
+    ("dwa", "crmogm", "rep"),  # state: the smoothed weights
+    ("ew", "pcd", "rep"),  # state: the moving average of squared norms
+    ("ew", "trimmed_mean", "rep"),  # coordinate-wise: on the gathered G, each rank applies its columns
 ]
 # GradDrop draws one uniform per column of G, and the gathered columns come in another sample order than
 # one process's: the ranks must agree with each other, not with one process.

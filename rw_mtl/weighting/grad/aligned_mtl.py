@@ -44,20 +44,24 @@ class AlignedMTL(GramWeighting):
 
 
 def balance_transformation(gram: Tensor, scale_mode: str = "min") -> Tensor:
-    """B [T, T] with B G the aligned gradients, from M = G Gᵀ alone (no host sync: the rank enters as a
-    mask, not a slice). The eigendecomposition runs in float64; the rank cut-off uses the precision of
-    ``gram``'s own dtype, below which its eigenvalues are rounding noise (as TorchJD's)."""
+    """B [T, T] with B G the aligned gradients, from M = G Gᵀ alone.
+
+    The eigendecomposition of the positive semi-definite M is its SVD, M = U S Uᵀ (``torch.linalg.svd``,
+    which unlike ``eigh`` does not synchronise a CUDA device with the host), in float64; the rank enters as
+    a mask, not a slice. Eigenvalues below s_max · T · eps of ``gram``'s own dtype are rounding noise and
+    dropped, as TorchJD's cut-off."""
     task_num = gram.shape[0]
-    eigenvalues, vectors = torch.linalg.eigh(gram.to(torch.float64))
-    tolerance = eigenvalues[-1] * task_num * torch.finfo(gram.dtype).eps
-    kept = eigenvalues > tolerance
+    vectors, eigenvalues, _ = torch.linalg.svd(gram.to(torch.float64))  # descending order
+    kept = eigenvalues > eigenvalues[0] * task_num * torch.finfo(gram.dtype).eps
     count = kept.sum()
     inverse_roots = torch.where(kept, eigenvalues.clamp_min(torch.finfo(torch.float64).tiny).rsqrt(), 0.0)
     if scale_mode == "min":
         scale = torch.where(kept, eigenvalues, torch.inf).amin()
     elif scale_mode == "median":
-        # the lower median of the kept (largest) eigenvalues; eigh sorts them in ascending order
-        scale = eigenvalues[(task_num - count + (count - 1).clamp_min(0) // 2).clamp(max=task_num - 1)]
+        # torch.median's lower median of the kept (largest) eigenvalues: index ⌊(r − 1)/2⌋ from the
+        # smallest kept one, r − 1 − ⌊(r − 1)/2⌋ in the descending order
+        middle = (count - 1).clamp_min(0)
+        scale = eigenvalues.index_select(0, (middle - middle // 2).reshape(1))[0]
     else:
         scale = torch.where(kept, eigenvalues, 0.0).sum() / count.clamp_min(1)
     balance = scale.clamp_min(0).sqrt() * (vectors * inverse_roots) @ vectors.T

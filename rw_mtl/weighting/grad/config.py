@@ -20,10 +20,11 @@ class ConFIG(GramWeighting):
 
     In Gram form: with n_t = ‖g_t‖ (unit rows ũ_t = g_t / n_t; zero rows stay zero), Ũ⁺p = Ũᵀ c with
     c = (Ũ Ũᵀ)⁺ p, Ũ Ũᵀ = N⁻¹ M N⁻¹; so d = Σ_t w_t g_t, w = ℓ β / ‖Gᵀβ‖, β = N⁻¹ c, ℓ = 1ᵀ M β / ‖Gᵀβ‖.
-    The pseudo-inverse drops eigenvalues of ŨŨᵀ below λ_max · T · eps of M's dtype (the Gram matrix's own
-    precision; TorchJD's SVD of Ũ cuts singular values at max(T, D) · eps, which agrees wherever M resolves
-    them). ``pref_vector`` p: null is 1 for every task (TorchJD's and the authors' default). Runs on θ
-    (``mode: param``) as in the original.
+    The pseudo-inverse comes from the SVD of ŨŨᵀ (``torch.linalg.svd`` does not synchronise a CUDA device
+    with the host; ``eigh`` and ``pinv`` do) and drops eigenvalues below λ_max · T · eps of M's dtype (the
+    Gram matrix's own precision; TorchJD's SVD of Ũ cuts singular values at max(T, D) · eps, which agrees
+    wherever M resolves them). ``pref_vector`` p: null is 1 for every task (TorchJD's and the authors'
+    default). Runs on θ (``mode: param``) as in the original.
     """
 
     def __init__(self, task_num: int, pref_vector: Sequence[float] | None = None) -> None:
@@ -36,8 +37,8 @@ class ConFIG(GramWeighting):
         norms = exact.diagonal().clamp_min(0).sqrt()
         inverse_norms = torch.where(norms > 0, 1 / norms.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
         cosines = inverse_norms[:, None] * exact * inverse_norms[None, :]
-        eigenvalues, vectors = torch.linalg.eigh(cosines)
-        kept = eigenvalues > eigenvalues[-1] * task_num * torch.finfo(gram.dtype).eps
+        vectors, eigenvalues, _ = torch.linalg.svd(cosines)  # PSD: its SVD is its eigendecomposition
+        kept = eigenvalues > eigenvalues[0] * task_num * torch.finfo(gram.dtype).eps
         inverse = torch.where(kept, 1 / torch.where(kept, eigenvalues, 1.0), 0.0)
         combination = inverse_norms * ((vectors * inverse) @ (vectors.T @ self.pref.to(exact)))
         norm = (combination @ exact @ combination).clamp_min(0).sqrt()

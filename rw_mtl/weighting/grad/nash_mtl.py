@@ -7,8 +7,8 @@ from torch import Tensor
 
 from rw_mtl.weighting.base import GramWeighting
 
-#: candidate Newton step lengths 1, ½, ¼, …: the one of lowest objective among those keeping α > 0
-_STEP_LENGTHS = tuple(2.0**-k for k in range(12))
+#: candidate Newton step lengths 1, ½, ¼, … 2^-11: the one of lowest objective among those keeping α > 0
+_STEP_CANDIDATES = 12
 
 
 class NashMTL(GramWeighting):
@@ -24,8 +24,8 @@ class NashMTL(GramWeighting):
     α). Here the system is solved on the device: it is the stationarity condition of the strictly convex
     f(α) = ½ αᵀ M̂ α − Σ log α_t (M̂ = M / ‖M‖_F, as the original normalises; α = α̂ / √‖M‖_F), minimised by
     ``optim_niter`` Newton steps from α̂_0 = s / √diag M̂ (s chosen so that α̂_0ᵀ M̂ α̂_0 = T, which the
-    solution satisfies; s ≤ √T), each with the best of 12 step lengths (1, ½, …) that keeps α > 0. On the test
-    matrices 20 steps give the direction to 1e-5 relative or better, and TorchJD's α to 1e-7.
+    solution satisfies; s ≤ √T), each with the best of 12 step lengths (1, ½, …, 2⁻¹¹) that keeps α > 0.
+    On the test matrices 20 steps give the direction to 1e-5 relative or better, and TorchJD's α to 1e-7.
 
     Where no solution exists (a non-negative combination of the gradients vanishes: opposite or zero
     gradients, a Pareto-stationary point), α grows along that combination for ``optim_niter`` steps and d
@@ -67,7 +67,7 @@ def bargaining_weights(gram: Tensor, iterations: int = 20) -> Tensor:
 
     Newton's method on f(α) = ½ αᵀM̂α − Σ log α (M̂ = M / ‖M‖_F), in the scaled variable y = α ⊘ α_k, where
     the Newton system (D M̂ D + I) Δy = α ⊙ M̂α − 1 (D = diag α_k) stays well conditioned however large or
-    small α becomes; α ← α ⊙ (1 − t Δy) with t the best of ``_STEP_LENGTHS`` (f evaluated for all at once).
+    small α becomes; α ← α ⊙ (1 − t Δy) with t the best of 1, ½, …, 2⁻¹¹ (f evaluated for all at once).
     """
     task_num = gram.shape[0]
     exact = gram.to(torch.float64)
@@ -79,7 +79,7 @@ def bargaining_weights(gram: Tensor, iterations: int = 20) -> Tensor:
     # the gradients cancel out (no solution: a Pareto-stationary point)
     alpha = start * (task_num / (start @ scaled @ start).clamp_min(1.0)).sqrt()
     identity = torch.eye(task_num, device=gram.device, dtype=torch.float64)
-    steps = torch.tensor(_STEP_LENGTHS, device=gram.device, dtype=torch.float64)[:, None]
+    steps = 0.5 ** torch.arange(_STEP_CANDIDATES, device=gram.device, dtype=torch.float64)[:, None]
     for _ in range(iterations):
         system = alpha[:, None] * scaled * alpha[None, :] + identity
         residual = alpha * (scaled @ alpha) - 1
