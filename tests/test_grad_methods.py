@@ -321,18 +321,56 @@ def test_cagrad_improves_worst_task_over_mean():
 
 # --------------------------------------------------------------------------------------------- GradNorm
 def test_gradnorm_balance_gradient_hand_computed():
-    # w = (½, ½), ‖g‖ = (1, 3): G = (½, 3/2), Ḡ = 1, r = 1 → L = Σ|G − 1|, ∂L/∂s = (−1, 1)
-    method = get("gradnorm")(2)
+    # original variant, Σw = 1: w = (½, ½), ‖g‖ = (1, 3): G = (½, 3/2), Ḡ = 1, r = 1 → L = Σ|G − 1|,
+    # ∂L/∂s = (−1, 1); ℓ(0) = the first step's losses
+    method = get("gradnorm")(2, variant="original", weight_sum="one")
     grads = T([[1.0, 0.0], [0.0, 3.0]])
     direction = method.aggregate(grads, T([2.0, 1.0]))
     torch.testing.assert_close(direction, T([0.5, 1.5]))
     torch.testing.assert_close(method.logits.grad, T([-1.0, 1.0]))
     torch.testing.assert_close(method.initial_losses, T([2.0, 1.0]))
+    # Σw = T: w = (1, 1), G = (1, 3), Ḡ = 2, ∂L/∂G = (−1, 1), ∂G/∂s = T p(1 − p) ‖g‖ (±): ∂L/∂s = (−2, 2)
+    method = get("gradnorm")(2, variant="original")
+    torch.testing.assert_close(method.aggregate(grads, T([2.0, 1.0])), T([1.0, 3.0]))
+    torch.testing.assert_close(method.logits.grad, T([-2.0, 2.0]))
+
+
+def test_gradnorm_libmtl_variant_is_ew_in_epoch_0_then_balances_from_its_mean_loss():
+    """LibMTL (the default): epoch 0 adds the task gradients with weight 1 and leaves s alone; ℓ(0) = epoch
+    0's mean losses (4, 1). Epoch 1, losses (2, 1): L̃ = (½, 1), r = (2/3, 4/3), α = 1.5 → targets
+    2 r^1.5 = (1.089, 3.079) above G = (1, 3): ∂L/∂G = (−1, −1), ∂L/∂s = (1, −1) — the slow task 1 gains."""
+    grads = T([[1.0, 0.0], [0.0, 3.0]])
+    method = get("gradnorm")(2)
+    torch.testing.assert_close(method.aggregate(grads, T([3.0, 1.0])), T([1.0, 3.0]))
+    torch.testing.assert_close(method.logits.grad, T([0.0, 0.0]))
+    assert method.initial_losses.isnan().all()
+    method.epoch_end(T([4.0, 1.0]))
+    torch.testing.assert_close(method.initial_losses, T([4.0, 1.0]))
+    method.logits.grad = None
+    torch.testing.assert_close(method.aggregate(grads, T([2.0, 1.0])), T([1.0, 3.0]))
+    torch.testing.assert_close(method.logits.grad, T([1.0, -1.0]))
+    method.epoch_end(T([1.0, 1.0]))
+    torch.testing.assert_close(method.initial_losses, T([4.0, 1.0]))  # only epoch 0's mean counts
+    # α = 0: targets Ḡ = 2 for both, ∂L/∂G = (−1, 1), ∂L/∂s = (−2, 2)
+    flat = get("gradnorm")(2, alpha=0.0)
+    flat.aggregate(grads, T([3.0, 1.0]))
+    flat.epoch_end(T([4.0, 1.0]))
+    flat.aggregate(grads, T([2.0, 1.0]))
+    torch.testing.assert_close(flat.logits.grad, T([-2.0, 2.0]))
+    # Σw = 1: epoch 0 is EW with λ = 1/T
+    torch.testing.assert_close(
+        get("gradnorm")(2, weight_sum="one").aggregate(grads, T([3.0, 1.0])), T([0.5, 1.5])
+    )
+
+
+def test_gradnorm_rejects_unknown_variant():
+    with pytest.raises(ValueError, match="variant must be one of"):
+        get("gradnorm")(2, variant="libMTL")
 
 
 def test_gradnorm_targets_slow_tasks():
     # equal norms, task 0's loss fell to half its start while task 1's did not: r = (2/3, 4/3), α = 1.5
-    method = get("gradnorm")(2)
+    method = get("gradnorm")(2, variant="original")
     method.aggregate(torch.eye(2), T([1.0, 1.0]))
     method.aggregate(torch.eye(2), T([0.5, 1.0]))
     assert method.logits.grad[1] < 0 < method.logits.grad[0]  # gradient descent raises task 1's weight

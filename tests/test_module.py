@@ -75,7 +75,13 @@ CASES = {
     "rlw+cagrad": ["weighting/loss=rlw", "weighting/grad=cagrad"],
     "uw+pcgrad": ["weighting/loss=uw", "weighting/grad=pcgrad"],
     "gradvac": ["weighting/loss=ew", "weighting/grad=gradvac"],
-    "gradnorm": ["weighting/loss=ew", "weighting/grad=gradnorm"],  # mode last_layer
+    "gradnorm": ["weighting/loss=ew", "weighting/grad=gradnorm"],  # param mode, epoch 0: EW (LibMTL)
+    "gradnorm-original-last_layer": [
+        "weighting/loss=ew",
+        "weighting/grad=gradnorm",
+        "weighting.grad.mode=last_layer",
+        "weighting.grad.hparams.variant=original",
+    ],
     "gradnorm-rep": ["weighting/loss=ew", "weighting/grad=gradnorm", "weighting.grad.mode=rep"],
     "uw+mgda_ub-last_layer": [
         "weighting/loss=uw",

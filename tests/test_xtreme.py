@@ -173,3 +173,74 @@ def test_long_sentences_are_cut_into_pieces_that_fit(tmp_path):
     pieces, tags = fit_sentences([["cat", "dog", "runs", "\u200b"]], [[7, 7, 15, 12]], tokenizer, 4)
     assert pieces == [["cat", "dog"], ["runs", "[UNK]"]]
     assert tags == [[7, 7], [15, 12]]
+
+
+def _xtreme_module(tmp_path, dataset, *overrides):
+    import lightning as L
+
+    from rw_mtl.build import build_datamodule, build_module
+
+    config = compose_config(
+        [
+            *FAST_TRAINER,
+            f"dataset={dataset}",
+            *tiny_dataset_overrides(dataset, tmp_path / "data"),
+            *overrides,
+        ],
+        output_dir=tmp_path / "run",
+    )
+    L.seed_everything(0)
+    datamodule = build_datamodule(config)
+    return build_module(config, datamodule.tasks, multi_input=True), datamodule
+
+
+@pytest.mark.parametrize(
+    ("dataset", "overrides"),
+    [
+        ("xtreme_pos", []),  # LibMTL's variant on the shared parameters: EW in epoch 0, then balancing
+        ("xtreme_pos", ["weighting.grad.mode=last_layer", "weighting.grad.hparams.variant=original"]),
+        ("xtreme_pi", ["weighting.grad.mode=last_layer", "weighting.grad.hparams.variant=original"]),
+    ],
+)
+def test_gradnorm_weights_move_on_xtreme(tmp_path, dataset, overrides):
+    """GradNorm is never EW in disguise: its weights leave (1, 1, 1, 1) on both problems — for tokens the last
+    shared layer is the last Transformer layer's output Linear, not BERT's pooler that the heads never use."""
+    import lightning as L
+
+    module, datamodule = _xtreme_module(
+        tmp_path, dataset, "weighting/loss=ew", "weighting/grad=gradnorm", *overrides
+    )
+    if "weighting.grad.mode=last_layer" in overrides:
+        last = {id(p) for p in module.arch.last_shared_layer()}
+        layer = module.arch.encoder.model.encoder.layer[-1].output.dense
+        pooler = module.arch.encoder.model.pooler.dense
+        expected = layer if dataset == "xtreme_pos" else pooler  # PAWS-X's z is the pooler's output
+        assert last == {id(expected.weight), id(expected.bias)}
+    trainer = L.Trainer(
+        max_epochs=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    weights = module.grad_weighting.last_weights
+    assert weights.sum().item() == pytest.approx(4.0)
+    assert (weights - 1).abs().max() > 1e-4
+
+
+def test_last_layer_without_gradient_fails_at_the_first_step(tmp_path, monkeypatch):
+    """A last shared layer that no loss reaches (BERT's pooler under token outputs, were it not skipped)
+    stops the run at its first step, naming the key to change."""
+    from rw_mtl.nets.transformer import TransformerEncoder
+
+    from .conftest import fit_one_step
+
+    monkeypatch.setattr(TransformerEncoder, "unused_parameters", lambda self: [])
+    module, datamodule = _xtreme_module(
+        tmp_path, "xtreme_pos", "weighting/grad=gradnorm", "weighting.grad.mode=last_layer"
+    )
+    assert module.arch.last_shared_layer()[0] is module.arch.encoder.model.pooler.dense.weight
+    with pytest.raises(ValueError, match=r"pooler.*receives no gradient.*weighting.grad.mode=param"):
+        fit_one_step(module, datamodule)

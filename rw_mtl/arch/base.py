@@ -39,8 +39,16 @@ class MTLArchitecture(nn.Module):
     def last_shared_layer(self) -> list[nn.Parameter]:
         """The trainable parameters of the last shared layer of weights: the last module, in registration
         order, that owns a shared weight matrix or kernel (≥ 2 dims) — GradNorm's W, where it measures the
-        task gradients' norms (``weighting.grad.mode=last_layer``)."""
-        last = last_weight_layer(self, {id(p) for p in self.shared_parameters()})
+        task gradients' norms (``weighting.grad.mode=last_layer``). Parameters that a submodule declares
+        off the forward path (``unused_parameters()``: BERT's pooler when z is not its output) are skipped,
+        so that W is a layer every task loss depends on."""
+        unused = {
+            id(p)
+            for module in self.modules()
+            if hasattr(module, "unused_parameters")
+            for p in module.unused_parameters()
+        }
+        last = last_weight_layer(self, {id(p) for p in self.shared_parameters()} - unused)
         if not last:
             raise ValueError(
                 f"{type(self).__name__} has no shared weight matrix to serve as the last shared layer; "

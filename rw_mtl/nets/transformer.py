@@ -36,6 +36,12 @@ class TransformerEncoder(nn.Module):
         self.output = output
         self.out_features = self.model.config.hidden_size
 
+    def unused_parameters(self) -> list[nn.Parameter]:
+        """The pooler's parameters when z is not its output (``cls``, ``tokens``): no loss depends on them, so
+        they cannot serve as the last shared layer (``MTLArchitecture.last_shared_layer``)."""
+        pooler = getattr(self.model, "pooler", None)
+        return [] if self.output == "pooler" or pooler is None else list(pooler.parameters())
+
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         result = self.model(**inputs)
         if self.output == "pooler":

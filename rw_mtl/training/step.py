@@ -65,6 +65,7 @@ class BalancedStep:
         self.module = module
         self._validation_batches: Iterator[dict] | None = None
         self._training_batches: Iterator[dict] | None = None
+        self._last_layer_checked = False
 
     # ------------------------------------------------------------------------------------------- losses
     def batch_losses(
@@ -205,6 +206,8 @@ class BalancedStep:
             grads = module.jacobian(weighted, inputs, accumulate=accumulate)
             if module.data_parallel:
                 distributed.mean_over_ranks_(grads)
+            if module.grad_mode == "last_layer" and not self._last_layer_checked:
+                self._check_last_layer(grads, inputs)
             return module.guard.gradients(grads), TaskGradients(grads)
         if len(leaves) == 1:
             grads = module.jacobian(weighted, leaves, accumulate=accumulate)
@@ -225,6 +228,19 @@ class BalancedStep:
             representation=distributed.gather_samples(representation, dim=sample_dim),
             sample_shape=sample_shape,
         )
+
+    def _check_last_layer(self, grads: Tensor, layer: list[Tensor]) -> None:
+        """At the first step (one host sync, once): a last shared layer that no task loss reaches would
+        leave every task's gradient norm 0 and the method's weights where they started."""
+        self._last_layer_checked = True
+        if not bool(grads.abs().amax() > 0):
+            ids = {id(p) for p in layer}
+            names = [name for name, p in self.module.arch.named_parameters() if id(p) in ids]
+            raise ValueError(
+                f"weighting.grad.mode=last_layer: the last shared layer {names} receives no gradient from "
+                "any task loss, so the gradient method could never weigh the tasks; set "
+                "weighting.grad.mode=param (or rep), or make the encoder's output depend on that layer"
+            )
 
     def _own_part(self, combination: Combination, local: Tensor, per_task: bool) -> Tensor:
         """This process's part of the combined gradient w.r.t. z: the direction [D] or, with per-task
