@@ -41,7 +41,8 @@ $(EXPERIMENTS): $(STAMP)
 ifdef DRY
 	$(BIN)/python -m rw_mtl.sweep $@ $(ARGS)
 else
-	$(BIN)/python -m rw_mtl +experiment=$@ $(ARGS)
+	$(BIN)/python -m rw_mtl +experiment=$@ $(ARGS) || { $(BIN)/python -m rw_mtl.sweep $@ --check $(ARGS); exit 1; }
+	$(BIN)/python -m rw_mtl.sweep $@ --check $(ARGS)
 	$(BIN)/python -m rw_mtl.report outputs/$@
 endif
 

@@ -68,6 +68,7 @@ def evaluate(checkpoint: Path, split: str, cfg: DictConfig) -> dict:
     import lightning as L
 
     from rw_mtl.build import build_datamodule, build_module, method_identity
+    from rw_mtl.checkpoints import AtomicCheckpointIO
     from rw_mtl.quiet import silence_library_noise
 
     silence_library_noise()
@@ -82,6 +83,7 @@ def evaluate(checkpoint: Path, split: str, cfg: DictConfig) -> dict:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],  # a checkpoint that cannot be loaded is named in the error
     )
     evaluation = trainer.test if split == "test" else trainer.validate
     with warnings.catch_warnings():  # the training callbacks' states do not matter for evaluating
@@ -110,12 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         print(__doc__)
         return 0
+    from rw_mtl.checkpoints import checkpoint_problem  # torch: after --help
+
     try:
         own, overrides = parse_arguments(argv)
         checkpoint = Path(own["ckpt_path"])
         if not checkpoint.is_file():
             raise FileNotFoundError(f"ckpt_path={checkpoint}: no such checkpoint")
         cfg = run_config(checkpoint, own.get("run_config"), overrides)
+        problem = checkpoint_problem(checkpoint)
+        if problem is not None:
+            raise ValueError(f"ckpt_path={checkpoint} cannot be loaded ({problem})")
     except (ValueError, FileNotFoundError) as err:
         print(f"rw-mtl eval: {err}", file=sys.stderr)
         return 2

@@ -339,13 +339,15 @@ class MTLModule(L.LightningModule):
 
     # ----------------------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Besides the weights: history, score reference, skipped steps and every RNG, so that a resumed
-        run draws the same shuffles and random weights as an uninterrupted one."""
+        """Besides the weights: history, score reference, skipped steps, every RNG and the way
+        ``batched_jacobian=auto`` fills G, so that a resumed run draws the same shuffles and random weights
+        and computes G the same way as before the interruption (auto measures the ways' speed only once)."""
         checkpoint["rw_mtl"] = {
             "val_history": self.evaluation.val_history,
             "score_reference": self.evaluation.score_reference,
             "skipped_steps": self.guard.skipped_steps,
             "rng": rng_states(),
+            "batched_jacobian": self.jacobian.batched,
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -355,3 +357,5 @@ class MTLModule(L.LightningModule):
         self.guard.skipped_steps = state.get("skipped_steps", 0)
         if "rng" in state:
             set_rng_states(state["rng"])
+        if self.jacobian.setting == AUTO and state.get("batched_jacobian") is not None:
+            self.jacobian.batched = state["batched_jacobian"]  # what auto measured: the resumed run keeps it

@@ -40,3 +40,8 @@ def test_bad_arguments_name_the_fix(fast_config, tmp_path, capsys):
     assert main([f"ckpt_path={checkpoint}", "dataset.datamodule.batch_sise=32"]) == 2
     assert "batch_sise" in capsys.readouterr().err
     assert main([f"ckpt_path={checkpoint}", "split=train"]) == 2
+    capsys.readouterr()
+    damaged = checkpoint.with_name("damaged.ckpt")
+    damaged.write_bytes(checkpoint.read_bytes()[:1000])
+    assert main([f"ckpt_path={damaged}"]) == 2
+    assert f"ckpt_path={damaged} cannot be loaded (BadZipFile" in capsys.readouterr().err
