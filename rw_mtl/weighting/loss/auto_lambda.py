@@ -30,14 +30,15 @@ class AutoLambda(LossWeighting):
     would drown the difference in rounding). The virtual step is plain SGD at the model's learning rate η
     (LibMTL's and rw_mtl's MOML's; the official code also adds SGD's momentum and weight decay, which do
     not depend on λ). With data-parallel ranks the gradients and the difference are averaged over them
-    (``MetaStep.mean_over_ranks``), so every rank takes the global batch's meta step. Costs 3 backward and
+    (``MetaStep.mean_over_ranks``), so every rank takes the global batch's meta step. Costs 2 backward and
     3 forward passes per step. The validation batches come from the validation split, never the test
     split (``rw_mtl/conf/method/auto_lambda.yaml`` sets ``held_out``; the official code draws them from a
     second shuffle of the training set).
 
     Defaults: ``init`` = 0.1 and ``learning_rate`` = 1e-4 (Adam), the official ``trainer_dense.py``
-    (github.com/lorenmt/auto-lambda: ``--autol_init``, ``--autol_lr`` for NYUv2 and CityScapes). LibMTL's
-    variant (``LibMTL/trainer.py``, bilevel branch) instead uses λ = softmax(α) with lr 1e-3.
+    (github.com/lorenmt/auto-lambda: ``--autol_init``, ``--autol_lr`` for NYUv2 and CityScapes). The
+    LibMTL trainers with bilevel methods (``bacth_forward_AutoLambda``, ``--outer_lr``) instead use
+    λ = softmax(α) with lr 1e-3.
     """
 
     needs_validation_batch = True
