@@ -100,6 +100,10 @@ CASES = {
     "uw+pcgrad(param)": ["weighting/loss=uw", "weighting/grad=pcgrad"],
     "dwa+cagrad(param)": ["weighting/loss=dwa", "weighting/grad=cagrad"],
     "ew+gradvac(param)": ["weighting/loss=ew", "weighting/grad=gradvac"],
+    # the device solvers: interior-point QP, SVD, Newton (tests/test_torchjd_training.py: every method)
+    "ew+upgrad(param)": ["weighting/loss=ew", "weighting/grad=upgrad"],
+    "uw+nash_mtl(rep)": ["weighting/loss=uw", "weighting/grad=nash_mtl", "weighting.grad.mode=rep"],
+    "ew+aligned_mtl(rep)": ["weighting/loss=ew", "weighting/grad=aligned_mtl", "weighting.grad.mode=rep"],
 }
 
 
