@@ -65,6 +65,15 @@ DEFAULT_METHODS = [
     "ew+mgda_ub@param",
     "ew+imtl_g@param",
     "ew+rgw@param",
+    "ew+upgrad",
+    "ew+dualproj",
+    "ew+aligned_mtl",
+    "ew+nash_mtl",
+    "ew+config",
+    "ew+krum",
+    "ew+trimmed_mean",
+    "ew+crmogm",
+    "ew+pcd",
 ]
 
 
