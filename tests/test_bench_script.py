@@ -27,10 +27,11 @@ def test_presets_build_their_model_for_every_method(preset, method):
         assert module.arch.encoder.out_features == 512  # ResNet-18's pooled features
 
 
-def test_tiny_run_prints_the_ratio_table(capsys, tmp_path):
+@pytest.mark.parametrize("clock", [[], ["--clock", "cpu", "--threads", "1"]], ids=["wall", "cpu"])
+def test_tiny_run_prints_the_ratio_table(capsys, tmp_path, clock):
     out = tmp_path / "times.json"
     code = BENCH["main"](
-        ["--preset", "digits", "--device", "cpu", "--steps", "2", "--warmup", "1", "--json", str(out)]
+        ["--preset", "digits", "--device", "cpu", "--steps", "2", "--warmup", "1", "--json", str(out), *clock]
         + ["--methods", "ew", "ew+pcgrad", "ew+mgda_ub@last_layer"]
     )
     assert code == 0
