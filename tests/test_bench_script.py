@@ -39,3 +39,11 @@ def test_tiny_run_prints_the_ratio_table(capsys, tmp_path, clock):
     assert "| ew | " in table and "| 1.00 |" in table and "| ew+mgda_ub@last_layer |" in table
     times = json.loads(out.read_text())["times_s"]
     assert len(times["ew+pcgrad"]) == 2 and all(t > 0 for t in times["ew+pcgrad"])
+
+
+def test_methods_bench_prints_every_method(capsys):
+    bench = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "bench_methods.py"))
+    assert bench["main"](["--tasks", "3", "--dim", "50", "--repeats", "1", "--clock", "cpu"]) == 0
+    table = capsys.readouterr().out
+    assert "| pcgrad | " in table and "| 1.00 |" in table
+    assert all(f"| {name} |" in table for name in bench["DEFAULT_METHODS"])
