@@ -10,6 +10,10 @@ in memory, so data loading is excluded; on CUDA every step is synchronised befor
 Methods are ``loss`` or ``loss+grad`` config names, optionally ``@param`` / ``@rep`` / ``@last_layer``
 for the gradient mode (e.g. ``ew+mgda_ub@param``); the first is the baseline (ew by default). Writes a
 Markdown table to stdout and, with ``--json``, the raw numbers.
+
+``--clock cpu`` times the process's CPU seconds (``time.process_time``) instead of wall-clock seconds: on a
+CPU shared with other work the wall clock measures the neighbours, the CPU time of a single-threaded
+(``--threads 1``) process does not (as scripts/bench_jacobian.py).
 """
 
 from __future__ import annotations
@@ -71,6 +75,15 @@ DEFAULT_METHODS = [
     "ew+rgw@param",
     "ew+fairgrad@rep",
     "ew+sdmgrad@rep",
+    "ew+upgrad",
+    "ew+dualproj",
+    "ew+aligned_mtl",
+    "ew+nash_mtl",
+    "ew+config",
+    "ew+krum",
+    "ew+trimmed_mean",
+    "ew+crmogm",
+    "ew+pcd",
 ]
 
 
@@ -108,20 +121,23 @@ class _OneBatch(Dataset):
         return self.batch
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 class _StepTimer(L.Callback):
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.times, self._start = warmup, [], 0.0
+    def __init__(self, warmup: int, clock=time.perf_counter) -> None:
+        self.warmup, self.clock, self.times, self._start = warmup, clock, [], 0.0
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-        self._start = time.perf_counter()
+        self._start = self.clock()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         if batch_idx >= self.warmup:
-            self.times.append(time.perf_counter() - self._start)
+            self.times.append(self.clock() - self._start)
 
 
 def _config(preset: dict, method: str, extra: list[str]):
@@ -137,14 +153,20 @@ def _config(preset: dict, method: str, extra: list[str]):
 
 
 def time_method(
-    preset_name: str, method: str, steps: int, warmup: int, device: str, extra: list[str]
+    preset_name: str,
+    method: str,
+    steps: int,
+    warmup: int,
+    device: str,
+    extra: list[str],
+    clock=time.perf_counter,
 ) -> list[float]:
     preset = PRESETS[preset_name]
     torch.manual_seed(0)
     module = build_module(_config(preset, method, extra), preset["tasks"]())
     batch = preset["batch"]()
     loader = DataLoader(_OneBatch(batch, steps + warmup), batch_size=None)
-    timer = _StepTimer(warmup)
+    timer = _StepTimer(warmup, clock)
     trainer = L.Trainer(
         accelerator=device,
         devices=1,
@@ -171,19 +193,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto | cpu | gpu")
     parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for every method")
     parser.add_argument("--json", type=Path, help="also write the raw step times here")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    clock = CLOCKS[args.clock]
 
     results = {}
     time_method(
-        args.preset, args.methods[0], args.steps, args.warmup, args.device, args.override
+        args.preset, args.methods[0], args.steps, args.warmup, args.device, args.override, clock
     )  # process warm-up
     for method in args.methods:
-        times = time_method(args.preset, method, args.steps, args.warmup, args.device, args.override)
+        times = time_method(args.preset, method, args.steps, args.warmup, args.device, args.override, clock)
         results[method] = times
         print(f"{method}: {1000 * statistics.median(times):.1f} ms/step", file=sys.stderr, flush=True)
     baseline = statistics.median(results[args.methods[0]])
     device = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "CPU"
-    print(f"preset {args.preset} · {device} · median of {args.steps} steps after {args.warmup} warm-up\n")
+    print(
+        f"preset {args.preset} · {device} · {torch.get_num_threads()} threads · {args.clock} clock · "
+        f"median of {args.steps} steps after {args.warmup} warm-up\n"
+    )
     print(f"| method | ms/step | × {args.methods[0]} |\n| --- | ---: | ---: |")
     for method, times in results.items():
         median = statistics.median(times)

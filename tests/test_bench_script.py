@@ -28,13 +28,14 @@ def test_presets_build_their_model_for_every_method(preset, method):
         assert module.arch.encoder.out_features == 512  # ResNet-18's pooled features
 
 
-def test_tiny_run_prints_the_ratio_table(capsys, tmp_path):
+@pytest.mark.parametrize("clock", [[], ["--clock", "cpu", "--threads", "1"]], ids=["wall", "cpu"])
+def test_tiny_run_prints_the_ratio_table(capsys, tmp_path, clock):
     """Each row is the method's median step time and its ratio to the first method's median, both from the
     raw times written to --json (the baseline's own 1.00 proves nothing: the other rows are checked)."""
     out = tmp_path / "times.json"
     methods = ["ew", "ew+pcgrad", "ew+mgda_ub@last_layer"]
     code = BENCH["main"](
-        ["--preset", "digits", "--device", "cpu", "--steps", "3", "--warmup", "1", "--json", str(out)]
+        ["--preset", "digits", "--device", "cpu", "--steps", "3", "--warmup", "1", "--json", str(out), *clock]
         + ["--methods", *methods]
     )
     assert code == 0
@@ -60,3 +61,11 @@ def test_methods_with_extra_batches_draw_them_from_the_fit_loader(capsys):
     assert code == 0
     table = capsys.readouterr().out
     assert "| ew+sdmgrad | " in table and "| ew+modo@rep | " in table
+
+
+def test_methods_bench_prints_every_method(capsys):
+    bench = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "bench_methods.py"))
+    assert bench["main"](["--tasks", "3", "--dim", "50", "--repeats", "1", "--clock", "cpu"]) == 0
+    table = capsys.readouterr().out
+    assert "| pcgrad | " in table and "| 1.00 |" in table
+    assert all(f"| {name} |" in table for name in bench["DEFAULT_METHODS"])

@@ -113,6 +113,10 @@ CASES = {
         "weighting.grad.mode=rep",
     ],
     "ew+modo(param)": [*ONE_EXTRA_PASS, "weighting/loss=ew", "weighting/grad=modo"],
+    # the device solvers: interior-point QP, SVD, Newton (tests/test_torchjd_training.py: every method)
+    "ew+upgrad(param)": ["weighting/loss=ew", "weighting/grad=upgrad"],
+    "uw+nash_mtl(rep)": ["weighting/loss=uw", "weighting/grad=nash_mtl", "weighting.grad.mode=rep"],
+    "ew+aligned_mtl(rep)": ["weighting/loss=ew", "weighting/grad=aligned_mtl", "weighting.grad.mode=rep"],
 }
 
 
