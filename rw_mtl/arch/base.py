@@ -87,3 +87,8 @@ class MTLArchitecture(nn.Module):
     def decode(self, rep: Tensor, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
         """z → predictions (rep-mode architectures only)."""
         raise NotImplementedError(f"{type(self).__name__} has no single shared representation")
+
+    def representation_layout(self) -> tuple[int, int]:
+        """(C, dim): z's number of feature channels and the dimension of z ([B, …]) that holds them — 1 for
+        [B, C] features and [B, C, H, W] maps, −1 for [B, L, C] tokens (rep-mode architectures only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no single shared representation")
