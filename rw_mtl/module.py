@@ -113,6 +113,8 @@ class MTLModule(L.LightningModule):
         if list(tasks) != arch.task_names:
             raise ValueError(f"tasks {list(tasks)} do not match the architecture's heads {arch.task_names}")
         check_combination(arch, grad_weighting, grad_mode, multi_input)
+        if grad_weighting is not None:
+            grad_weighting.bind(arch)
         for method in (loss_weighting, grad_weighting):
             if method is not None and method.task_num != len(tasks):
                 raise ValueError(

@@ -467,6 +467,75 @@ def test_rotograd_rotation_step_descends_its_loss_and_stays_orthogonal():
     assert not torch.allclose(method.rotations[0].weight, torch.eye(3))
 
 
+class _Layout:
+    """An architecture stand-in that only tells RotoGrad where z's channels are."""
+
+    def __init__(self, channels: int, dim: int) -> None:
+        self.layout = (channels, dim)
+
+    def representation_layout(self) -> tuple[int, int]:
+        return self.layout
+
+
+def _random_rotations(method, seed: int = 0) -> list[torch.Tensor]:
+    """Every R_t set to exp(X − Xᵀ), X random (the orthogonal parametrisation's right inverse)."""
+    generator = torch.Generator().manual_seed(seed)
+    rotations = []
+    for layer in method.rotations:
+        size = layer.weight.shape[0]
+        skew = torch.randn(size, size, generator=generator)
+        layer.weight = torch.linalg.matrix_exp(skew - skew.T)
+        rotations.append(layer.weight.detach())
+    return rotations
+
+
+def test_rotograd_rotates_the_channels_of_every_pixel_and_token():
+    """A [B, C, H, W] z rotated equals rotating each pixel's C-vector; a [B, L, C] token z rotates each
+    token's C-vector; by default every channel (rotation_size null, sized by bind)."""
+    maps = get("rotograd")(2)
+    maps.bind(_Layout(3, 1))
+    rotations = _random_rotations(maps)
+    z = torch.randn(2, 3, 4, 5)
+    for view, rotation in zip(maps.task_representations(z), rotations, strict=True):
+        torch.testing.assert_close(view, torch.einsum("ij,bjhw->bihw", rotation, z))
+    tokens = get("rotograd")(2)
+    tokens.bind(_Layout(6, -1))
+    rotations = _random_rotations(tokens, seed=1)
+    z = torch.randn(2, 7, 6)
+    for view, rotation in zip(tokens.task_representations(z), rotations, strict=True):
+        torch.testing.assert_close(view, torch.einsum("ij,blj->bli", rotation, z))
+    # rotation_size 2 of 3 channels: the third channel of every pixel passes through
+    partial = get("rotograd")(2, rotation_size=2)
+    partial.bind(_Layout(3, 1))
+    rotation = _random_rotations(partial)[0]
+    z = torch.randn(2, 3, 4, 5)
+    view = partial.task_representations(z)[0]
+    torch.testing.assert_close(view[:, :2], torch.einsum("ij,bjhw->bihw", rotation, z[:, :2]))
+    torch.testing.assert_close(view[:, 2], z[:, 2])
+    with pytest.raises(ValueError, match="rotation_size=null"):
+        get("rotograd")(2, rotation_size=4).bind(_Layout(3, 1))
+
+
+def test_rotograd_rotation_loss_runs_over_pixels():
+    """On a [B, C, H, W] z the rotation loss is the mean over every pixel of ‖R v_p − R̄ g_p‖² (channel
+    vectors), not a rotation of the flattened map."""
+    method = get("rotograd")(2)
+    method.bind(_Layout(3, 1))
+    rotations = _random_rotations(method)
+    per_sample = torch.randn(2, 2, 3, 4, 5)  # [T, B, C, H, W]
+    grads = TaskGradients(
+        per_sample.flatten(1), representation=torch.randn(2, 3, 4, 5), sample_shape=(3, 4, 5)
+    )
+    loss = method(grads).method_loss
+    points = per_sample.movedim(2, -1).reshape(2, -1, 3)  # [T, B·H·W, C]
+    norms = points.flatten(1).norm(dim=1)
+    reference = (points * (points.mean(0).norm() / norms).view(-1, 1, 1)).mean(0)
+    expected = sum(
+        ((reference - points[t]) @ rotation.T).square().sum(1).mean() for t, rotation in enumerate(rotations)
+    )
+    torch.testing.assert_close(loss, expected)
+
+
 def test_rotograd_needs_rep_mode():
     with pytest.raises(ValueError, match="rotation_size"):
         get("rotograd")(2, rotation_size=8).task_representations(torch.zeros(3, 4))

@@ -83,7 +83,7 @@ def test_moml_hypergradient_is_exact_for_the_one_step_unroll():
         out = x @ params["w"] + params["b"]
         return torch.stack([((out - x @ targets[t]) ** 2).mean() for t in range(2)])
 
-    method = get("moml")(2)
+    method = get("moml")(2)  # inner_lr 0.1, whatever the model's learning rate
     with torch.no_grad():
         method.logits.copy_(T([0.3, -0.2]))
     lr = 0.1
@@ -92,7 +92,7 @@ def test_moml_hypergradient_is_exact_for_the_one_step_unroll():
         params=theta,
         validation_losses=lambda p: task_losses(p, x_val),
         training_losses=lambda p: task_losses(p, x_train),
-        learning_rate=lr,
+        learning_rate=1e-4,
     )
     surrogate = method.meta_step(meta)
     hyper = method.last_hypergradient
@@ -108,16 +108,42 @@ def test_moml_hypergradient_is_exact_for_the_one_step_unroll():
     )
     torch.testing.assert_close(hyper, expected, atol=1e-6, rtol=1e-5)
 
-    # the update direction: softmax Jacobianᵀ of the min-norm combination of the rows of H
-    gram = hyper @ hyper.T
-    first = ((gram[1, 1] - gram[0, 1]) / (gram[0, 0] + gram[1, 1] - 2 * gram[0, 1])).clamp(0, 1)
-    beta = torch.stack([first, 1 - first])
+    # the update direction: the min-norm combination of the unit α-rows H_t J / ‖H_t J‖
     weights = lam.detach()
     jacobian = torch.diag(weights) - weights[:, None] * weights[None, :]
+    rows = hyper @ jacobian
+    rows = rows / rows.norm(dim=1, keepdim=True)
+    gram = rows @ rows.T
+    first = ((gram[1, 1] - gram[0, 1]) / (gram[0, 0] + gram[1, 1] - 2 * gram[0, 1])).clamp(0, 1)
+    beta = torch.stack([first, 1 - first])
     (update,) = torch.autograd.grad(surrogate, method.logits)
-    torch.testing.assert_close(update, jacobian @ (beta @ hyper), atol=1e-7, rtol=1e-5)
+    torch.testing.assert_close(update, beta @ rows, atol=1e-7, rtol=1e-5)
     torch.testing.assert_close(method.weights(torch.ones(2)), weights)
     assert not method.weights(torch.ones(2)).requires_grad
+    # inner_lr=null: the virtual step takes the model's learning rate, and H scales with it
+    model_lr = get("moml")(2, inner_lr=None)
+    with torch.no_grad():
+        model_lr.logits.copy_(T([0.3, -0.2]))
+    meta.learning_rate = lr
+    model_lr.meta_step(meta)
+    torch.testing.assert_close(model_lr.last_hypergradient, expected, atol=1e-6, rtol=1e-5)
+    meta.learning_rate = 0.05
+    model_lr.meta_step(meta)
+    assert not torch.allclose(model_lr.last_hypergradient, expected, rtol=1e-3)
+
+
+def test_moml_alpha_has_its_own_group_without_weight_decay(fast_config):
+    """α trains at lr 1e-3 with weight decay 0 even where the model's Adam decays its weights."""
+    from hydra.utils import instantiate
+
+    from rw_mtl.build import build_module
+
+    config = fast_config("weighting/loss=moml", "dataset.optimizer.weight_decay=1e-2")
+    module = build_module(config, instantiate(config.dataset.datamodule).tasks)
+    model_group, alpha_group = module.configure_optimizers().param_groups
+    assert alpha_group["params"] == [module.loss_weighting.logits]
+    assert (alpha_group["lr"], alpha_group["weight_decay"]) == (1e-3, 0.0)
+    assert model_group["weight_decay"] == 1e-2
 
 
 # ------------------------------------------------------------------------------------------------- GLS

@@ -89,6 +89,11 @@ class MTLArchitecture(nn.Module):
         """z → predictions (rep-mode architectures only)."""
         raise NotImplementedError(f"{type(self).__name__} has no single shared representation")
 
+    def representation_layout(self) -> tuple[int, int]:
+        """(C, dim): z's number of feature channels and the dimension of z ([B, …]) that holds them — 1 for
+        [B, C] features and [B, C, H, W] maps, −1 for [B, L, C] tokens (rep-mode architectures only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no single shared representation")
+
 
 def last_weight_layer(network: nn.Module, among: set[int] | None = None) -> list[nn.Parameter]:
     """The trainable parameters of the last module of ``network``, in registration order, that owns a weight

@@ -37,6 +37,10 @@ class HPS(MTLArchitecture):
     def forward(self, inputs: Tensor, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
         return self.decode(self.encode(inputs), tasks)
 
+    def representation_layout(self) -> tuple[int, int]:
+        """The encoder's ``out_features`` channels, on its ``channel_dim`` (default 1)."""
+        return self.encoder.out_features, getattr(self.encoder, "channel_dim", 1)
+
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters())
 

@@ -35,6 +35,7 @@ class TransformerEncoder(nn.Module):
             raise ValueError(f"{name} has no pooler; set dataset.encoder.output=cls")
         self.output = output
         self.out_features = self.model.config.hidden_size
+        self.channel_dim = -1  # z is [B, H] or, for tokens, [B, L, H]: the hidden size is last
 
     def unused_parameters(self) -> list[nn.Parameter]:
         """The pooler's parameters when z is not its output (``cls``, ``tokens``): no loss depends on them, so

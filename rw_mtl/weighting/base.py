@@ -141,6 +141,11 @@ class GradWeighting(_Weighting):
         backward_into_own_parameters(self, combination.method_loss)
         return combination.direction_for(grads)
 
+    def bind(self, arch) -> None:
+        """Called once by ``MTLModule`` with its architecture, before any optimizer exists: methods whose own
+        parameters are shaped by the model (RotoGrad's rotations, sized by z's channels) create them here.
+        No-op by default."""
+
     def task_representations(self, rep: Tensor) -> list[Tensor] | None:
         """Per-task views of the shared representation z that the heads consume (RotoGrad's rotations),
         in training and evaluation alike; None (the default) feeds z itself to every head."""
