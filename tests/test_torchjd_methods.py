@@ -433,6 +433,10 @@ def test_trimmed_mean_hand_computed_and_its_trim_number():
     method = get("trimmed_mean")(3)
     method.aggregate(grads)
     assert method.last_weights is None  # coordinate-wise: no task weights
+    for task_num, trim_number in ((5, 2), (40, 2), (40, 19)):  # more than one value trimmed at each end
+        grads = random_matrix(task_num, torch.float64)
+        ours = get("trimmed_mean")(task_num, trim_number=trim_number).aggregate(grads)
+        assert relative_error(ours, TorchJDTrimmedMean(trim_number)(grads)) < CLOSED_FORM
 
 
 def test_crmogm_hand_computed_and_its_hyperparameters():
