@@ -244,4 +244,4 @@ def test_multi_digits_splits_draw_from_disjoint_source_digits(monkeypatch):
         and not used["train"] & used["val"]
         and not used["val"] & used["test"]
     )
-    assert 100 < len(used["train"]) <= 120 and 30 < len(used["val"]) <= 40 and 30 < len(used["test"]) <= 40
+    assert {split: len(sources) for split, sources in used.items()} == {"train": 120, "val": 40, "test": 40}

@@ -25,14 +25,17 @@ def _normals(vectors: list[list[float]]) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------- classification
 def test_classification_accuracy_in_percent_over_all_samples():
+    """Micro average over samples: 4 of 5 right = 80 % (the mean of per-class accuracies, 1, 1 and 0,
+    would be 66.7 %)."""
     task = ClassificationTask(num_classes=3)
     assert task.num_outputs == 3
-    logits = T([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0], [2.0, 0.0, 0.0]])
+    logits = F.one_hot(T([0, 0, 0, 1, 1]), 3).float()
     metrics = task.make_metrics()
-    metrics.update(logits[:3], T([0, 1, 1]))  # 2 of 3
-    metrics.update(logits[3:], T([2]))  # 0 of 1
-    assert metrics.compute()["acc"].item() == pytest.approx(50.0)
-    torch.testing.assert_close(task.loss(logits, T([0, 1, 1, 2])), F.cross_entropy(logits, T([0, 1, 1, 2])))
+    metrics.update(logits[:3], T([0, 0, 0]))  # class 0: 3 of 3
+    metrics.update(logits[3:], T([1, 2]))  # class 1: 1 of 1; class 2: 0 of 1
+    assert metrics.compute()["acc"].item() == pytest.approx(80.0)
+    target = T([0, 0, 0, 1, 2])
+    torch.testing.assert_close(task.loss(logits, target), F.cross_entropy(logits, target))
 
 
 def test_classification_needs_two_classes():
@@ -159,11 +162,21 @@ def test_seqeval_f1_over_sentences_hand_computed():
     metric.update(_scores([[2, 0, 1]]), T([[2, 0, IGNORE_INDEX]]))
     result = metric.compute()
     assert result.item() == pytest.approx(50.0) and result.dtype == torch.float64
+    # three sentences of different lengths in one batch: each is cut at its own offset
+    batched = SeqevalF1(LABELS)
+    batched.update(
+        _scores([[0, 0, 1, 1], [2, 2, 2, 2], [1, 0, 0, 0]]),
+        T([[0, 0, 1, 1], [2, 0, IGNORE_INDEX, IGNORE_INDEX], [1, 0, IGNORE_INDEX, IGNORE_INDEX]]),
+    )
+    # chunks (runs of a tag): NOUN·NOUN VERB·VERB both right; DET NOUN predicted as one DET·DET chunk, none
+    # right; VERB NOUN both right: 6 true, 5 predicted, 4 correct → F1 = 2·4 / (6 + 5)
+    assert batched.compute().item() == pytest.approx(100 * 8 / 11)
 
 
 def test_seqeval_f1_skips_sentences_without_labels_and_is_zero_without_any():
     metric = SeqevalF1(LABELS)
-    assert metric.compute().item() == 0.0
+    empty = metric.compute()
+    assert empty.item() == 0.0 and empty.dtype == torch.float64
     metric.update(_scores([[0, 1], [1, 1]]), T([[IGNORE_INDEX, IGNORE_INDEX], [1, 1]]))
     assert metric.compute().item() == pytest.approx(100.0)
 
@@ -171,6 +184,7 @@ def test_seqeval_f1_skips_sentences_without_labels_and_is_zero_without_any():
 def test_token_classification_task_layout_loss_and_labels():
     task = TokenClassificationTask(LABELS)
     assert task.num_outputs == 3 and task.labels == LABELS
+    assert TokenClassificationTask(["NOUN", "VERB"]).num_outputs == 2
     logits = torch.randn(2, 4, 3)  # [B, L, C] from the head
     aligned = task.align(logits, None)
     assert aligned.shape == (2, 3, 4) and torch.equal(aligned[:, :, 1], logits[:, 1])
