@@ -5,7 +5,8 @@
   ``last.ckpt`` only in the epochs that also save a best checkpoint, so a run whose score stopped improving
   would resume from its best epoch, not its last (issue 16). Both are saved at the end of the training
   epoch, after the module's own epoch-end hook has run (the loss methods' ``epoch_end``, the learning-rate
-  scheduler's step), so a checkpoint holds the whole state of a finished epoch.
+  scheduler's step), so a checkpoint holds the whole state of a finished epoch. Lightning does so by
+  default only while validation runs every epoch (``check_val_every_n_epoch=1``), so it is set explicitly.
 * ``AtomicCheckpointIO`` writes each checkpoint to a temporary file in the checkpoint's own directory,
   fsyncs it and renames it over the old one (``os.replace``, atomic on POSIX and Windows). Lightning's own
   writer stages the file in the system's temporary directory, which makes the final move a plain copy when

@@ -61,7 +61,13 @@ class RunClaim:
                 os.fsync(handle.fileno())
             os.link(temporary, path)
         except FileExistsError:
-            _check_same_config(self.output_dir, path, read_results(path), self.resolved)
+            try:
+                existing = read_results(path)
+            except ValueError as err:  # not written by this version, which creates it complete
+                raise ValueError(
+                    f"{path} cannot be read ({err}); remove it or choose another directory"
+                ) from err
+            _check_same_config(self.output_dir, path, existing, self.resolved)
         finally:
             os.unlink(temporary)
 

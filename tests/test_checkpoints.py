@@ -11,7 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from rw_mtl import build, checkpoints
+from rw_mtl import checkpoints
 from rw_mtl.checkpoints import (
     AtomicCheckpointIO,
     CheckpointLoadError,
@@ -222,36 +222,3 @@ def test_resumed_run_keeps_the_jacobian_way_auto_measured(fast_config, setting, 
     interrupted.on_save_checkpoint(checkpoint)
     restarted.on_load_checkpoint(checkpoint)
     assert restarted.jacobian.batched is resumed
-
-
-def test_checkpoint_holds_the_epoch_end_state_of_the_loss_method(tmp_path):
-    """DWA updates its weights in the module's epoch-end hook, which Lightning calls after validation:
-    a checkpoint saved when validation ends (Lightning's default) lacked that update, and a run resumed
-    from it weighted its next epoch as if one epoch had not happened."""
-    dwa = ["weighting/loss=dwa"]
-    uninterrupted = run(small_config(tmp_path / "whole", *dwa))
-
-    crashed = small_config(tmp_path / "crashed", *dwa)
-    build_module = build.build_module
-    steps = {"n": 0}
-
-    def crashing(cfg, tasks, **options):
-        module = build_module(cfg, tasks, **options)
-        training_step = module.training_step
-
-        def step(*args, **kwargs):
-            steps["n"] += 1
-            if steps["n"] == 2 * 10 + 3:  # in epoch 2, whose DWA weights come from epochs 0 and 1
-                raise RuntimeError("simulated crash")
-            return training_step(*args, **kwargs)
-
-        module.training_step = step
-        return module
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(build, "build_module", crashing)
-        with pytest.raises(RuntimeError, match="simulated crash"):
-            run(crashed)
-    assert saved_epoch(Path(crashed.paths.output_dir) / "checkpoints" / "last.ckpt") == 1
-    resumed = run(crashed)
-    assert resumed["metrics"] == uninterrupted["metrics"]

@@ -9,12 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from rw_mtl import cli
-from rw_mtl.run_lock import RunLock
+from rw_mtl.run_dir import OtherConfigError, RunClaim
+from rw_mtl.run_lock import LockHeld, RunLock
 
 from .conftest import compose_config
 
@@ -154,3 +156,37 @@ def test_runs_started_together_into_one_directory_train_once(tmp_path):
     assert results["config"] == json.loads((run_dir / "run_config.json").read_text())
     assert results["seed"] == (1 if winner == 2 else 0)
     assert not (run_dir / "failed.json").exists() and not (run_dir / ".lock").exists()
+
+
+def test_run_config_is_created_once_and_complete(tmp_path):
+    """Without a lock (a filesystem without flock) two claims can both find the directory empty: the
+    first to record its config wins, the other config is refused, the same config goes on."""
+    RunClaim(OmegaConf.create(), tmp_path, {"seed": 0}, None).record_config()
+    assert json.loads((tmp_path / "run_config.json").read_text()) == {"seed": 0}
+    RunClaim(OmegaConf.create(), tmp_path, {"seed": 0}, None).record_config()
+    with pytest.raises(
+        OtherConfigError, match=rf"{tmp_path} holds a run of another config \(run_config.json\)"
+    ):
+        RunClaim(OmegaConf.create(), tmp_path, {"seed": 1}, None).record_config()
+    assert json.loads((tmp_path / "run_config.json").read_text()) == {"seed": 0}
+    assert os.listdir(tmp_path) == ["run_config.json"]  # no temporary file left
+
+
+def test_unreadable_run_config_is_named(tmp_path):
+    (tmp_path / "run_config.json").write_text("{")
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'run_config.json'} cannot be read \(.*\); remove it"):
+        RunClaim(OmegaConf.create(), tmp_path, {"seed": 0}, None).record_config()
+    assert os.listdir(tmp_path) == ["run_config.json"]
+
+
+def test_lock_is_exclusive_and_released(tmp_path):
+    first, second = RunLock(tmp_path), RunLock(tmp_path)
+    first.acquire()
+    holder = json.loads((tmp_path / ".lock").read_text())
+    assert holder["pid"] == os.getpid()
+    with pytest.raises(LockHeld, match=rf"{tmp_path} is in use by another run \(pid {os.getpid()} on "):
+        second.acquire()
+    first.release()
+    assert not (tmp_path / ".lock").exists()
+    second.acquire()  # free again
+    second.release()
