@@ -28,7 +28,7 @@ from .conftest import FAST, compose_config
 SMALL = [
     *FAST,
     "dataset.datamodule.train_size=640",
-    "dataset.optimizer.lr=0.03",
+    "dataset.optimizer.lr=0.06",  # epoch 1 scores best by a wide margin (12.6 against 2.8 at epoch 2)
     "trainer.max_epochs=3",
     "weighting/loss=rlw",
 ]

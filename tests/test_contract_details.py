@@ -4,15 +4,11 @@ the inputs, views and offsets, determinism of the data seed, the W&B upload of a
 
 from __future__ import annotations
 
-import sys
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
 
 from rw_mtl.data.multi_digits import MultiDigitsDataModule, MultiTaskTensorDataset, compose_digits
-from rw_mtl.report import __main__ as report_main
 from rw_mtl.tasks import SurfaceNormalTask
 from rw_mtl.weighting import get
 from rw_mtl.weighting.base import (
@@ -22,8 +18,6 @@ from rw_mtl.weighting.base import (
     own_parameters,
 )
 from rw_mtl.weighting.interface import Combination, TaskGradients, surrogate_loss
-
-from .test_report import fake_run
 
 T = torch.tensor
 LOSS_METHODS = ["ew", "rlw", "uw", "dwa", "imtl_l", "moml"]
@@ -184,43 +178,3 @@ def test_data_seed_fixes_the_composites():
 
 
 # ---------------------------------------------------------------------------------------- the report
-def test_report_logs_its_table_and_figures_to_wandb(tmp_path, monkeypatch):
-    """--wandb PROJECT: one run of job type "report", grouped by the sweep's name, holding the flat table
-    (mean and std columns) and every figure."""
-    calls = {}
-
-    class Run:
-        def log(self, payload):
-            calls["log"] = payload
-
-        def finish(self):
-            calls["finished"] = True
-
-    fake = SimpleNamespace(
-        init=lambda **kwargs: calls.setdefault("init", kwargs) and Run(),
-        Table=lambda columns, data: ("table", columns, data),
-        Image=lambda path: ("image", path),
-    )
-    monkeypatch.setitem(sys.modules, "wandb", fake)
-    root = tmp_path / "table1"
-    fake_run(root, "ew", "none", 0, 50.0, 0.40)
-    fake_run(root, "rlw", "none", 0, 55.0, 0.36)
-    out = root / "report"
-    assert (
-        report_main.main([str(root), "--out", str(out), "--paper-dir", str(tmp_path), "--wandb", "proj"]) == 0
-    )
-    assert calls["init"] == {
-        "project": "proj",
-        "job_type": "report",
-        "group": "table1",
-        "dir": str(out),
-        "name": "report-table1",
-    }
-    kind, columns, data = calls["log"]["report"]
-    assert kind == "table" and "delta_p_mean" in columns and "segmentation/miou_std" in columns
-    assert [row[columns.index("method")] for row in data] == ["EW", "RLW"]
-    figures = {key: value for key, value in calls["log"].items() if key != "report"}
-    assert figures == {
-        name: ("image", str(out / f"{name}.png")) for name in ("fig1_distributions", "fig2_validation")
-    }
-    assert calls["finished"]

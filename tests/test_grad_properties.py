@@ -25,6 +25,31 @@ from rw_mtl.weighting.registry import GRAD_METHODS
 PER_TASK_RANDOMNESS = {"rgw", "pcgrad", "gradvac"}
 #: constructor arguments a method needs for these small matrices
 ARGUMENTS = {"rotograd": {"rotation_size": 1}}
+#: methods defined only from a number of tasks on: (minimum T, why)
+MINIMUM_TASKS = {
+    "krum": (3, "Krum scores each gradient by its T − f − 2 ≥ 1 nearest neighbours"),
+    "trimmed_mean": (3, "trimming trim_number = 1 gradient from each end leaves none of 2"),
+}
+#: methods whose direction is not homogeneous of degree 1 in G, by their definition or their fixed steps
+NOT_SCALE_EQUIVARIANT = {
+    "nash_mtl": "‖d‖² = T at any scale of G (the bargaining solution G Gᵀ α = 1/α)",
+    "fairgrad": "(G Gᵀ) w = w^(−1/α): w scales as (s²)^(−α/(1+α)), so d is not linear in G",
+    "moco": "the tracked gradients Y and λ move by fixed steps β, γ from their zero start",
+    "modo": "λ moves by a fixed step γ along the cross-batch products",
+    "sdmgrad": "w moves by projected SGD at a fixed learning rate",
+    "db_mtl": "an EMA of log-loss gradients from a zero start, rescaled to the largest norm",
+    "upgrad": "TorchJD's absolute regularisation reg_eps on G Gᵀ dominates at 1e-8",
+    "dualproj": "TorchJD's absolute regularisation reg_eps on G Gᵀ dominates at 1e-8",
+    "pcd": "the QP's absolute feasibility threshold",
+}
+#: methods with several optimal directions on rank-deficient matrices, whose solver picks one by task order
+NOT_UNIQUE_ON_RANK_DEFICIENT = {"nash_mtl", "pcd", "fairgrad", "db_mtl"}
+#: open defects the battery found in the methods added for issue 11, recorded as expected failures
+KNOWN_DEFECTS = {
+    ("nash_mtl", "zero-2x1"): "Nash-MTL returns NaN for all-zero gradients (1/α has no solution)",
+    ("nash_mtl", "zero-3x4"): "Nash-MTL returns NaN for all-zero gradients (1/α has no solution)",
+    ("moco", "permutation"): "MoCo's direction depends on the task order (open)",
+}
 SEED = 0
 
 
@@ -77,10 +102,19 @@ def _direction(name: str, grads: torch.Tensor, seed: int = SEED) -> tuple[torch.
     return direction, method.last_weights
 
 
+def _skip_or_xfail(name: str, case: str, grads: torch.Tensor) -> None:
+    minimum, why = MINIMUM_TASKS.get(name, (1, ""))
+    if grads.shape[0] < minimum:
+        pytest.skip(f"{name} needs {minimum} tasks: {why}")
+    if (name, case) in KNOWN_DEFECTS:
+        pytest.xfail(KNOWN_DEFECTS[name, case])
+
+
 @pytest.mark.parametrize("matrix", sorted(MATRICES))
 @pytest.mark.parametrize("name", METHODS)
 def test_direction_is_finite_and_the_claimed_combination(name, matrix):
     grads = MATRICES[matrix]
+    _skip_or_xfail(name, matrix, grads)
     direction, weights = _direction(name, grads)
     assert direction.shape == (grads.shape[1],) and direction.dtype == grads.dtype
     assert torch.isfinite(direction).all(), direction
@@ -95,6 +129,8 @@ def test_direction_is_finite_and_the_claimed_combination(name, matrix):
 @pytest.mark.parametrize("scale", [1e-8, 1e6])
 @pytest.mark.parametrize("name", METHODS)
 def test_direction_scales_with_the_gradients(name, scale, matrix):
+    if name in NOT_SCALE_EQUIVARIANT:
+        pytest.skip(f"{name}: {NOT_SCALE_EQUIVARIANT[name]}")
     grads = MATRICES[matrix]
     direction, _ = _direction(name, grads)
     scaled, _ = _direction(name, scale * grads)
@@ -104,7 +140,10 @@ def test_direction_scales_with_the_gradients(name, scale, matrix):
 @pytest.mark.parametrize("matrix", ["typical-5x7", "rank2-5x6", "duplicate-rows-3x5", "wide-5x3"])
 @pytest.mark.parametrize("name", [name for name in METHODS if name not in PER_TASK_RANDOMNESS])
 def test_direction_ignores_the_order_of_the_tasks(name, matrix):
+    if name in NOT_UNIQUE_ON_RANK_DEFICIENT and matrix != "typical-5x7":
+        pytest.skip(f"{name}: several optimal directions on {matrix}; the solver's pick follows task order")
     grads = MATRICES[matrix]
+    _skip_or_xfail(name, "permutation", grads)
     permutation = torch.randperm(grads.shape[0], generator=torch.Generator().manual_seed(1))
     assert not torch.equal(permutation, torch.arange(grads.shape[0]))
     direction, _ = _direction(name, grads)

@@ -20,11 +20,16 @@ from rw_mtl.build import build_module
 from rw_mtl.resources import CONFIG_DIR
 from rw_mtl.weighting import get
 
+from . import test_grad_methods as grad_tests
+from . import test_loss_methods as loss_tests
 from . import test_planted_bugs as planted
 from .test_grad_methods import _cagrad_reference
 
 T = torch.tensor
 TASKS = 3
+GRADNORM_LIBMTL_VARIANT = (
+    grad_tests.test_gradnorm_libmtl_variant_is_ew_in_epoch_0_then_balances_from_its_mean_loss
+)
 
 
 def _seeded(seed: int, draw):
@@ -219,6 +224,13 @@ COVERED = {
     ("uw", "init_log_variance"): [test_uw_init_log_variance_sets_the_initial_weights],
     ("dwa", "temperature"): [test_dwa_temperature_divides_the_loss_ratios],
     ("moml", "learning_rate"): [test_moml_learning_rate_is_its_logits_group],
+    ("moml", "inner_lr"): [loss_tests.test_moml_hypergradient_is_exact_for_the_one_step_unroll],
+    ("gradnorm", "variant"): [
+        grad_tests.test_gradnorm_libmtl_variant_is_ew_in_epoch_0_then_balances_from_its_mean_loss
+    ],
+    ("gradnorm", "weight_sum"): [
+        grad_tests.test_gradnorm_libmtl_variant_is_ew_in_epoch_0_then_balances_from_its_mean_loss
+    ],
     ("rotograd", "learning_rate"): [test_rotograd_learning_rate_null_keeps_rotations_with_the_model],
     ("rotograd", "rotation_size"): [test_rotograd_rotation_size_is_how_many_features_turn],
     ("rotograd", "burn_in_period"): [

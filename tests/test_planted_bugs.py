@@ -128,7 +128,8 @@ def test_gradnorm_alpha_sets_the_target_norms(alpha, loss, gradient):
     L_grad = Σ |G − target| = 1, 0.0839, 1.0741. ∂L/∂s_j = a_j − w_j Σ a, a_t = sign(G_t − target_t) G_t,
     flips with the signs: ±(1, −1) or (½, −½)."""
     grads = T([[1.0, 0.0], [0.0, 3.0]])
-    method = get("gradnorm")(2, alpha=alpha)
+    # the original paper's variant (weights summing to 1, L(0) from the first step) as this example assumes
+    method = get("gradnorm")(2, alpha=alpha, variant="original", weight_sum="one")
     method.aggregate(grads, T([1.0, 1.0]))
     method.logits.grad = None
     combination = method(TaskGradients(grads), T([0.5, 1.0]))

@@ -27,13 +27,16 @@ from .conftest import FAST_TRAINER, compose_config
         ),
         (
             ["weighting.loss.name=nope"],
-            r"weighting/loss: unknown method `nope`; valid choices: \['custom', 'dwa', 'ew'",
+            r"weighting/loss: unknown method `nope`; valid choices: \['auto_lambda', 'custom', 'dwa', 'ew'",
         ),
-        (["weighting.grad.name=nope"], r"weighting/grad: unknown method `nope`; valid choices: \['cagrad'"),
+        (
+            ["weighting.grad.name=nope"],
+            r"weighting/grad: unknown method `nope`; valid choices: \['aligned_mtl', 'cagrad'",
+        ),
         (["weighting/grad=pcgrad", "trainer.precision=16-mixed"], r"trainer.precision=bf16-mixed or 32-true"),
         (
             ["weighting/grad=rgw", "weighting.grad.mode=z"],
-            r"weighting.grad.mode must be one of \['param', 'rep', 'last_layer'\], got `z`",
+            r"weighting.grad.mode in \['param', 'rep', 'last_layer'\] only; set weighting.grad.mode=param",
         ),
         (["on_nonfinite=ignore"], r"on_nonfinite must be one of \['raise', 'skip', 'off'\]"),
     ],

@@ -43,12 +43,15 @@ _LINE_SEARCH = 30  # step fractions 2⁰ … 2⁻²⁹ tried at once
 
 
 def project_to_simplex(vector: Tensor) -> Tensor:
-    """Euclidean projection of ``vector`` [T] onto Δ^{T-1} (Duchi et al., 2008), vectorised."""
+    """Euclidean projection of ``vector`` [T] onto Δ^{T-1} (Duchi et al., 2008), vectorised. The vector is
+    first shifted so that its largest entry is 0 (the projection is shift-invariant): entries far above 1
+    (a large step) would otherwise lose the 1 to rounding and leave no entry in the support."""
     task_num = vector.shape[-1]
+    vector = vector - vector.max(dim=-1, keepdim=True).values
     ordered, _ = torch.sort(vector, descending=True)
     cumulative = ordered.cumsum(-1) - 1.0
     steps = torch.arange(1, task_num + 1, device=vector.device, dtype=vector.dtype)
-    support = (ordered - cumulative / steps > 0).sum(-1, keepdim=True)  # ρ ≥ 1 always
+    support = (ordered - cumulative / steps > 0).sum(-1, keepdim=True).clamp_min(1)  # ρ ≥ 1 but for NaN
     threshold = cumulative.gather(-1, support - 1) / support.to(vector.dtype)
     return (vector - threshold).clamp_min(0.0)
 
