@@ -2,7 +2,8 @@
 
 Scopes: rw_mtl/weighting, rw_mtl/tasks, rw_mtl/report, rw_mtl/data/multi_digits.py. A mutant counts as
 caught when a test failed on it (killed) or it ran past the CPU-time limit (timeout: an endless loop);
-``survived`` and ``no tests`` (no selected test reaches the code) are not caught. The score is caught / all.
+``survived`` and ``no tests`` (no selected test reaches the code) are not caught. The score is caught /
+checked; ``not checked`` (a run stopped early) are left out of it and counted in their own column.
 """
 
 from __future__ import annotations
@@ -40,17 +41,18 @@ def main(argv: list[str]) -> int:
             continue
         for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
             counts[scope][status(code)] += 1
-            if status(code) not in ("killed", "timeout"):
+            if status(code) not in ("killed", "timeout", "not checked"):
                 survivors.append(f"{status(code)}: {name}")
-    print("| scope | mutants | killed | timeout | survived | no tests | score |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| scope | mutants | not checked | killed | timeout | survived | no tests | score |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for scope, count in counts.items():
         total = sum(count.values())
+        checked = total - count["not checked"]
         caught = count["killed"] + count["timeout"]
-        score = f"{100 * caught / total:.1f}%" if total else "—"
+        score = f"{100 * caught / checked:.1f}%" if checked else "—"
         print(
-            f"| {scope} | {total} | {count['killed']} | {count['timeout']} | {count['survived']} | "
-            f"{count['no tests']} | {score} |"
+            f"| {scope} | {total} | {count['not checked']} | {count['killed']} | {count['timeout']} | "
+            f"{count['survived']} | {count['no tests']} | {score} |"
         )
     print("\n" + "\n".join(survivors))
     return 0
