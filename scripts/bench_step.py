@@ -84,6 +84,12 @@ DEFAULT_METHODS = [
     "ew+trimmed_mean",
     "ew+crmogm",
     "ew+pcd",
+    "gls",
+    "stch",
+    "famo",
+    "ew+db_mtl",
+    "ew+excess_mtl",
+    "ew+excess_mtl@rep",
 ]
 
 

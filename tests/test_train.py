@@ -44,6 +44,15 @@ WEIGHTINGS = {
     "uw+pcgrad": ["weighting/loss=uw", "weighting/grad=pcgrad"],
     "dwa+mgda_ub": ["weighting/loss=dwa", "weighting/grad=mgda_ub"],
     "imtl_l+imtl_g": ["weighting/loss=imtl_l", "weighting/grad=imtl_g"],
+    # issue 11's loss-based methods, alone and in the grid
+    "gls": ["weighting/loss=gls"],
+    "stch": ["weighting/loss=stch", "weighting.loss.hparams.warmup_epoch=0"],  # epoch 1 past the warm-up
+    "famo": ["weighting/loss=famo"],
+    "excess_mtl": ["weighting/grad=excess_mtl"],
+    "db_mtl": ["weighting/grad=db_mtl"],
+    "auto_lambda": ["weighting/loss=auto_lambda"],
+    "forum": ["weighting/loss=forum", "weighting.loss.hparams.inner_steps=2"],  # 9 → 5 backward passes
+    "famo+pcgrad": ["weighting/loss=famo", "weighting/grad=pcgrad"],
 }
 
 
