@@ -462,8 +462,11 @@ def test_a_skipped_step_keeps_the_methods_state(fast_config, name):
         log_every_n_steps=1,
         callbacks=[watch],
     )
+    initial = {key: value.clone() for key, value in module.grad_weighting.state_dict().items()}
     trainer.fit(module, datamodule=datamodule)
     assert module.skipped_steps == 1
     assert _equal(watch.before["methods"], watch.after["methods"])
+    # the state does move on the steps that are not skipped (from its start, whatever the data makes of
+    # the last step: SDMGrad's w can stay at a vertex of the simplex from one step to the next)
     final = module.grad_weighting.state_dict()
-    assert any(not torch.equal(final[key], watch.after["methods"][key]) for key in final)
+    assert any(key not in initial or not torch.equal(final[key], initial[key]) for key in final)

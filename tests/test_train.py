@@ -138,5 +138,5 @@ def test_bf16_mixed_gradient_methods_learn_as_in_float32(fast_config, name):
         label: sum(m["acc"] for m in results["metrics"]["test"].values()) / 3
         for label, results in (("bf16", bf16), ("fp32", fp32))
     }
-    # both learn (chance is 10 %) and bf16 is within 8 points of float32 of the same config and seed
-    assert min(mean.values()) > 20.0 and abs(mean["bf16"] - mean["fp32"]) < 8.0, mean
+    # both learn (chance is 10 %) and bf16 is at most 8 points below float32 of the same config and seed
+    assert min(mean.values()) > 20.0 and mean["bf16"] > mean["fp32"] - 8.0, mean
