@@ -223,3 +223,41 @@ def test_fp16_with_gradient_method_is_refused(fast_config):
     trainer.strategy.precision_plugin.precision = "16-mixed"
     with pytest.raises(ValueError, match="bf16-mixed"):
         trainer.fit(module, datamodule=datamodule)
+
+
+@pytest.mark.parametrize("rep_gram", ["batch_sum", "per_sample"])
+def test_rep_mode_gram_conventions(fast_config, rep_gram):
+    """Rep mode: MGDA-UB's weights come from the Gram matrix of each task's ∇_z summed over the batch
+    (LibMTL's ``_get_grads``, the default) or of the flattened per-sample gradients (the original code)."""
+    from rw_mtl.weighting import get
+
+    config = fast_config(
+        *ONE_BATCH, "weighting/loss=ew", "weighting/grad=mgda_ub", f"weighting.grad.rep_gram={rep_gram}"
+    )
+    before, after, data = one_step(config)
+    arch = before.arch.train()
+    rep = arch.encode(data.inputs)
+    leaf = rep.detach().requires_grad_(True)
+    predictions = arch.decode(leaf)
+    losses = [task.loss(predictions[n], data.targets[n]) for n, task in before.tasks.items()]
+    weights = after.last_loss_weights
+    per_sample = torch.stack(
+        [
+            torch.autograd.grad(w * loss, leaf, retain_graph=True)[0]
+            for w, loss in zip(weights, losses, strict=True)
+        ]
+    )  # [T, B, F]
+    rows = per_sample.sum(dim=1) if rep_gram == "batch_sum" else per_sample.flatten(1)
+    expected = get("mgda_ub")(3).gram_weights(rows @ rows.T, None)
+    torch.testing.assert_close(after.grad_weighting.last_weights, expected, atol=1e-5, rtol=1e-4)
+    other = per_sample.flatten(1) if rep_gram == "batch_sum" else per_sample.sum(dim=1)
+    assert not torch.allclose(get("mgda_ub")(3).gram_weights(other @ other.T, None), expected, atol=1e-3)
+
+
+def test_unknown_rep_gram_is_refused(fast_config):
+    from rw_mtl.config_checks import validate_config
+
+    with pytest.raises(
+        ValueError, match=r"weighting.grad.rep_gram must be one of \['batch_sum', 'per_sample'\]"
+    ):
+        validate_config(fast_config("weighting/grad=mgda_ub", "weighting.grad.rep_gram=summed"))
