@@ -107,8 +107,10 @@ def test_training_step_applies_algorithm_gradients(fast_config, case):
     before, after, data = one_step(fast_config(*ONE_BATCH, *CASES[case]))
     loss_weights = after.last_loss_weights
     grad_weights = after.grad_weighting.last_weights if after.grad_weighting is not None else None
-    if after.loss_weighting.__class__.__name__ in ("EW", "RLW"):
+    if after.loss_weighting.__class__.__name__ == "RLW":
         assert loss_weights.sum().item() == pytest.approx(1.0)
+    if after.loss_weighting.__class__.__name__ == "EW":  # LibMTL's λ = 1
+        assert torch.equal(loss_weights, torch.ones_like(loss_weights))
     shared_expected, heads_expected = expected_gradients(before, loss_weights, grad_weights, data)
 
     shared_update = applied_update(before.arch.shared_parameters(), after.arch.shared_parameters())
@@ -166,14 +168,14 @@ def _digit_tasks():
 
 
 def test_rgw_leaves_head_gradients_unweighted(fast_config):
-    """Algorithm 2, line 10: with EW (λ = 1/T) head t moves by ∇ψ_t ℓ_t / T whatever RGW drew."""
+    """Algorithm 2, line 10: with EW (λ = 1) head t moves by ∇ψ_t ℓ_t whatever RGW drew."""
     before, after, data = one_step(fast_config(*ONE_BATCH, "weighting/loss=ew", "weighting/grad=rgw"))
     grad_weights = after.grad_weighting.last_weights
     assert not torch.allclose(grad_weights, torch.full_like(grad_weights, 1 / 3))
     predictions = before.arch.train()(data.inputs)
     for name, task in before.tasks.items():
         head_before, head_after = before.arch.heads[name], after.arch.heads[name]
-        loss = task.loss(predictions[name], data.targets[name]) / len(before.tasks)
+        loss = task.loss(predictions[name], data.targets[name])
         expected = torch.autograd.grad(loss, list(head_before.parameters()))
         for got, want in zip(
             applied_update(head_before.parameters(), head_after.parameters()), expected, strict=True
