@@ -7,6 +7,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from rw_mtl.choices import REP_GRAMS
 from rw_mtl.data.files import DatasetError
 from rw_mtl.module import MTLModule
 from rw_mtl.tasks.base import Task
@@ -59,6 +60,7 @@ def build_module(cfg: DictConfig, tasks: dict[str, Task], multi_input: bool = Fa
         grad_weighting=build_grad_weighting(cfg, len(tasks)),
         grad_mode=cfg.weighting.grad.mode,
         batched_jacobian=cfg.weighting.grad.batched_jacobian,
+        rep_gram=cfg.weighting.grad.get("rep_gram", REP_GRAMS[0]),
         optimizer=instantiate(cfg.dataset.optimizer, _partial_=True),
         scheduler=instantiate(scheduler, _partial_=True) if scheduler else None,
         on_nonfinite=cfg.get("on_nonfinite", "raise"),

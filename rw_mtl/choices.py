@@ -6,6 +6,10 @@ from __future__ import annotations
 #: ``weighting.grad.mode``: where a gradient method sees the per-task gradients
 GRAD_MODES = ("param", "rep", "last_layer")
 
+#: ``weighting.grad.rep_gram``: the Gram matrix of rep-mode gradients — of their sums over the batch
+#: (LibMTL's ``_get_grads``, the paper's runs) or of the flattened per-sample gradients (the original MGDA-UB)
+REP_GRAMS = ("batch_sum", "per_sample")
+
 #: ``on_nonfinite``: what a NaN/inf task loss or gradient does (rw_mtl.training.nonfinite)
 NONFINITE_POLICIES = ("raise", "skip", "off")
 

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from rw_mtl import distributed
 from rw_mtl.arch.base import MTLArchitecture
-from rw_mtl.choices import GRAD_MODES, check_precision
+from rw_mtl.choices import GRAD_MODES, REP_GRAMS, check_precision
 from rw_mtl.tasks.base import Task
 from rw_mtl.training.evaluation import EvaluationMetrics
 from rw_mtl.training.jacobian_choice import AUTO, JacobianChoice
@@ -84,10 +84,12 @@ class MTLModule(L.LightningModule):
     the method's task weights w come from them and θ gets ∇_θ Σ_t w_t λ_t ℓ_t, GradNorm's original set-up;
     methods that produce task weights only). ``batched_jacobian`` (``False`` | ``True`` | ``"auto"``) fills G
     with T autograd calls or one vmapped call, or the faster of the two measured at the first step
-    (rw_mtl.training.jacobian_choice). ``optimizer`` and ``scheduler`` are factories (Hydra ``_partial_``
-    configs); the scheduler, if any, steps once per epoch. ``on_nonfinite`` (``raise`` | ``skip`` |
-    ``off``) and ``max_skipped_fraction`` decide what a NaN/inf task loss or gradient does
-    (rw_mtl.training.nonfinite).
+    (rw_mtl.training.jacobian_choice). ``rep_gram`` (rep mode): the Gram matrix a Gram method reads is
+    that of each task's gradient summed over the batch (``"batch_sum"``, LibMTL's — the paper's runs) or of
+    the flattened per-sample gradients (``"per_sample"``, the original MGDA-UB's). ``optimizer`` and
+    ``scheduler`` are factories (Hydra ``_partial_`` configs); the scheduler, if any, steps once per epoch.
+    ``on_nonfinite`` (``raise`` | ``skip`` | ``off``) and ``max_skipped_fraction`` decide what a NaN/inf
+    task loss or gradient does (rw_mtl.training.nonfinite).
 
     ``multi_input``: every task has its own inputs (Office, XTREME); batches are then ``{task: {"inputs",
     "targets"}}`` (one batch per task per step) and evaluation loaders come one per task. In rep mode each
@@ -102,6 +104,7 @@ class MTLModule(L.LightningModule):
         grad_weighting: GradWeighting | None = None,
         grad_mode: str = "param",
         batched_jacobian: bool | str = AUTO,
+        rep_gram: str = REP_GRAMS[0],
         optimizer: OptimizerFactory = DEFAULT_OPTIMIZER,
         scheduler: SchedulerFactory | None = None,
         on_nonfinite: str = "raise",
@@ -113,6 +116,8 @@ class MTLModule(L.LightningModule):
         if list(tasks) != arch.task_names:
             raise ValueError(f"tasks {list(tasks)} do not match the architecture's heads {arch.task_names}")
         check_combination(arch, grad_weighting, grad_mode, multi_input)
+        if rep_gram not in REP_GRAMS:
+            raise ValueError(f"weighting.grad.rep_gram must be one of {REP_GRAMS}, got {rep_gram!r}")
         if grad_weighting is not None:
             grad_weighting.bind(arch)
         for method in (loss_weighting, grad_weighting):
@@ -126,6 +131,7 @@ class MTLModule(L.LightningModule):
         self.loss_weighting = loss_weighting
         self.grad_weighting = grad_weighting
         self.grad_mode = grad_mode
+        self.rep_gram = rep_gram
         self.jacobian = JacobianChoice(batched_jacobian)
         self.multi_input = multi_input
         self.optimizer_factory = optimizer

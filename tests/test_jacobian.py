@@ -76,11 +76,14 @@ def test_rep_mode_matches_reference_and_keeps_graph(batched):
     losses.sum().backward()  # graph was retained for the later backward of the training step
 
 
-def test_unused_input_gives_zero_rows():
-    a, b = torch.ones(2, requires_grad=True), torch.ones(3, requires_grad=True)
+@pytest.mark.parametrize("batched", [False, True])
+def test_unused_input_gives_zero_rows(batched):
+    """An input no loss reaches (BERT's pooler under token outputs) gets zero columns, its full width in
+    both ways — the vmapped call materialises such a gradient without the task dimension."""
+    a, b = torch.ones(2, requires_grad=True), torch.ones(3, 2, requires_grad=True)
     losses = torch.stack([(a * 2).sum(), (a * 3).sum()])
-    got = task_gradients(losses, [a, b])
-    torch.testing.assert_close(got, torch.tensor([[2.0, 2, 0, 0, 0], [3.0, 3, 0, 0, 0]]))
+    got = task_gradients(losses, [a, b], batched=batched)
+    torch.testing.assert_close(got, torch.tensor([[2.0, 2, 0, 0, 0, 0, 0, 0], [3.0, 3, 0, 0, 0, 0, 0, 0]]))
 
 
 def test_fills_given_buffer():

@@ -52,7 +52,7 @@ def test_imtl_l_stationary_where_scaled_losses_equal_one():
 
 
 def test_dwa_is_ew_for_two_epochs_then_softmax_of_loss_ratios():
-    method = get("dwa")(2, temperature=2.0)
+    method = get("dwa")(2, temperature=2.0, weight_sum="one")
     torch.testing.assert_close(method.weights(torch.ones(2)), T([0.5, 0.5]))
     method.epoch_end(T([2.0, 1.0]))
     torch.testing.assert_close(method.weights(torch.ones(2)), T([0.5, 0.5]))
@@ -61,6 +61,23 @@ def test_dwa_is_ew_for_two_epochs_then_softmax_of_loss_ratios():
     torch.testing.assert_close(method.weights(torch.ones(2)), expected)
     method.epoch_end(T([0.5, 1.5]))  # ratios now (0.5, 1.5)
     torch.testing.assert_close(method.weights(torch.ones(2)), torch.softmax(T([0.5, 1.5]) / 2.0, dim=0))
+
+
+def test_dwa_weights_sum_to_t_by_default():
+    """LibMTL's DWA: λ = 1 for two epochs, then T · softmax(r / temperature)."""
+    method = get("dwa")(3)
+    torch.testing.assert_close(method.weights(torch.ones(3)), torch.ones(3))
+    method.epoch_end(T([2.0, 1.0, 4.0]))
+    torch.testing.assert_close(method.weights(torch.ones(3)), torch.ones(3))
+    method.epoch_end(T([1.0, 1.0, 1.0]))  # ratios (0.5, 1, 0.25)
+    expected = 3 * torch.softmax(T([0.5, 1.0, 0.25]) / 2.0, dim=0)
+    torch.testing.assert_close(method.weights(torch.ones(3)), expected)
+    hot = get("dwa")(3, temperature=0.5)
+    hot.epoch_end(T([2.0, 1.0, 4.0]))
+    hot.epoch_end(T([1.0, 1.0, 1.0]))
+    torch.testing.assert_close(
+        hot.weights(torch.ones(3)), 3 * torch.softmax(T([0.5, 1.0, 0.25]) / 0.5, dim=0)
+    )
 
 
 def test_dwa_state_survives_a_checkpoint():

@@ -128,8 +128,10 @@ def test_training_step_applies_algorithm_gradients(fast_config, case):
     before, after, data = one_step(fast_config(*ONE_BATCH, *CASES[case]))
     loss_weights = after.last_loss_weights
     grad_weights = after.grad_weighting.last_weights if after.grad_weighting is not None else None
-    if after.loss_weighting.__class__.__name__ in ("EW", "RLW"):
+    if after.loss_weighting.__class__.__name__ == "RLW":
         assert loss_weights.sum().item() == pytest.approx(1.0)
+    if after.loss_weighting.__class__.__name__ == "EW":  # LibMTL's λ = 1
+        assert torch.equal(loss_weights, torch.ones_like(loss_weights))
     shared_expected, heads_expected = expected_gradients(before, loss_weights, grad_weights, data)
 
     shared_update = applied_update(before.arch.shared_parameters(), after.arch.shared_parameters())
@@ -187,14 +189,14 @@ def _digit_tasks():
 
 
 def test_rgw_leaves_head_gradients_unweighted(fast_config):
-    """Algorithm 2, line 10: with EW (λ = 1/T) head t moves by ∇ψ_t ℓ_t / T whatever RGW drew."""
+    """Algorithm 2, line 10: with EW (λ = 1) head t moves by ∇ψ_t ℓ_t whatever RGW drew."""
     before, after, data = one_step(fast_config(*ONE_BATCH, "weighting/loss=ew", "weighting/grad=rgw"))
     grad_weights = after.grad_weighting.last_weights
     assert not torch.allclose(grad_weights, torch.full_like(grad_weights, 1 / 3))
     predictions = before.arch.train()(data.inputs)
     for name, task in before.tasks.items():
         head_before, head_after = before.arch.heads[name], after.arch.heads[name]
-        loss = task.loss(predictions[name], data.targets[name]) / len(before.tasks)
+        loss = task.loss(predictions[name], data.targets[name])
         expected = torch.autograd.grad(loss, list(head_before.parameters()))
         for got, want in zip(
             applied_update(head_before.parameters(), head_after.parameters()), expected, strict=True
@@ -247,8 +249,8 @@ def test_fp16_with_gradient_method_is_refused(fast_config):
 
 
 def test_db_mtl_step_moves_the_shared_parameters_along_its_direction(fast_config):
-    """First step: the average is 0.1 × the log-loss gradients ∇(λ_t ℓ_t) / ℓ_t, each rescaled to the
-    largest norm; the heads get ∇ Σ λ_t ℓ_t (EW)."""
+    """First step: the average is 0.1 × the log-loss gradients ∇(λ_t ℓ_t) / ℓ_t (EW: λ_t = 1), each
+    rescaled to the largest norm; the heads get ∇ Σ λ_t ℓ_t."""
     config = fast_config(*ONE_BATCH, "weighting/loss=ew", "weighting/grad=db_mtl")
     before, after, data = one_step(config)
     arch = before.arch.train()
@@ -257,7 +259,7 @@ def test_db_mtl_step_moves_the_shared_parameters_along_its_direction(fast_config
     shared = arch.shared_parameters()
     rows = torch.stack(
         [
-            torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss / 3, shared, retain_graph=True)])
+            torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, shared, retain_graph=True)])
             / (loss.detach() + 1e-8)
             for loss in losses
         ]
@@ -267,7 +269,7 @@ def test_db_mtl_step_moves_the_shared_parameters_along_its_direction(fast_config
     expected = (norms.max() / (norms + 1e-8)) @ average
     got = torch.cat([g.reshape(-1) for g in applied_update(shared, after.arch.shared_parameters())])
     torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
-    heads = torch.autograd.grad(losses.sum() / 3, arch.task_parameters())
+    heads = torch.autograd.grad(losses.sum(), arch.task_parameters())
     for got, want in zip(
         applied_update(arch.task_parameters(), after.arch.task_parameters()), heads, strict=True
     ):
@@ -288,3 +290,39 @@ def test_bilevel_weights_get_their_own_learning_rate_without_decay(fast_config, 
         groups = module.configure_optimizers().param_groups
         assert [group["lr"] for group in groups] == [config.dataset.optimizer.lr, expected]
         assert groups[1]["weight_decay"] == 0.0 and sum(p.numel() for p in groups[1]["params"]) == 3
+@pytest.mark.parametrize("rep_gram", ["batch_sum", "per_sample"])
+def test_rep_mode_gram_conventions(fast_config, rep_gram):
+    """Rep mode: MGDA-UB's weights come from the Gram matrix of each task's ∇_z summed over the batch
+    (LibMTL's ``_get_grads``, the default) or of the flattened per-sample gradients (the original code)."""
+    from rw_mtl.weighting import get
+
+    config = fast_config(
+        *ONE_BATCH, "weighting/loss=ew", "weighting/grad=mgda_ub", f"weighting.grad.rep_gram={rep_gram}"
+    )
+    before, after, data = one_step(config)
+    arch = before.arch.train()
+    rep = arch.encode(data.inputs)
+    leaf = rep.detach().requires_grad_(True)
+    predictions = arch.decode(leaf)
+    losses = [task.loss(predictions[n], data.targets[n]) for n, task in before.tasks.items()]
+    weights = after.last_loss_weights
+    per_sample = torch.stack(
+        [
+            torch.autograd.grad(w * loss, leaf, retain_graph=True)[0]
+            for w, loss in zip(weights, losses, strict=True)
+        ]
+    )  # [T, B, F]
+    rows = per_sample.sum(dim=1) if rep_gram == "batch_sum" else per_sample.flatten(1)
+    expected = get("mgda_ub")(3).gram_weights(rows @ rows.T, None)
+    torch.testing.assert_close(after.grad_weighting.last_weights, expected, atol=1e-5, rtol=1e-4)
+    other = per_sample.flatten(1) if rep_gram == "batch_sum" else per_sample.sum(dim=1)
+    assert not torch.allclose(get("mgda_ub")(3).gram_weights(other @ other.T, None), expected, atol=1e-3)
+
+
+def test_unknown_rep_gram_is_refused(fast_config):
+    from rw_mtl.config_checks import validate_config
+
+    with pytest.raises(
+        ValueError, match=r"weighting.grad.rep_gram must be one of \['batch_sum', 'per_sample'\]"
+    ):
+        validate_config(fast_config("weighting/grad=mgda_ub", "weighting.grad.rep_gram=summed"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -76,3 +78,40 @@ def test_same_seed_same_weights():
     first = get("rlw")(3).weights(torch.ones(3))
     torch.manual_seed(7)
     torch.testing.assert_close(get("rlw")(3).weights(torch.ones(3)), first)
+
+
+def test_the_authors_code_variants_of_fig1_samplers():
+    """LibMTL's RLW.py: the Dirichlet draw goes through a softmax, the Bernoulli draw stays unnormalised."""
+    torch.manual_seed(5)
+    draw = torch.empty(4).exponential_()
+    torch.manual_seed(5)
+    torch.testing.assert_close(
+        sample_simplex_weights("dirichlet_softmax", 4), torch.softmax(draw / draw.sum(), dim=0)
+    )
+    lam = draws("dirichlet_softmax", 4)
+    torch.testing.assert_close(lam.sum(dim=1), torch.ones(DRAWS))
+    # softmax of a point of the simplex stays within [1/(3 + e), e/(3 + e)] for T = 4
+    assert lam.min() >= 1 / (3 + math.e) - 1e-6 and lam.max() <= math.e / (3 + math.e) + 1e-6
+    assert lam.var(dim=0).max() < draws("dirichlet", 4).var(dim=0).min() / 10
+
+    lam = draws("bernoulli_unnormalized", 3)
+    assert set(lam.unique().tolist()) == {0.0, 1.0} and (lam.sum(dim=1) >= 1).all()
+    # E[λ_t] = 2^{T-1} / (2^T − 1) = 4/7: every non-empty subset equally likely, none normalised
+    torch.testing.assert_close(lam.mean(dim=0), torch.full((3,), 4 / 7), atol=0.012, rtol=0)
+    torch.manual_seed(9)
+    text = sample_simplex_weights("bernoulli", 3)
+    torch.manual_seed(9)
+    torch.testing.assert_close(sample_simplex_weights("bernoulli_unnormalized", 3), (text > 0).float())
+
+
+def test_fig1_can_be_drawn_with_the_code_samplers():
+    from hydra import compose, initialize_config_dir
+
+    from rw_mtl.resources import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        for variant in ("dirichlet_softmax", "bernoulli_unnormalized"):
+            config = compose(config_name="config", overrides=[f"+method=rlw_{variant}"])
+            assert config.weighting.loss.hparams.distribution == variant
+            assert config.run_name == f"rlw_{variant}-none"
+            get("rlw")(3, distribution=variant).weights(torch.ones(3))

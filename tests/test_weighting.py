@@ -22,8 +22,13 @@ def test_get_unknown_lists_methods():
         get("does_not_exist")
 
 
-def test_ew_weights_are_one_over_t():
-    torch.testing.assert_close(EW(4).weights(torch.tensor([3.0, 1.0, 2.0, 9.0])), torch.full((4,), 0.25))
+def test_ew_weights_are_one_by_default_and_one_over_t_on_request():
+    """LibMTL's EW (the paper's runs) adds the losses, λ = 1; weight_sum=one is the paper's text, λ = 1/T."""
+    losses = torch.tensor([3.0, 1.0, 2.0, 9.0])
+    torch.testing.assert_close(EW(4).weights(losses), torch.ones(4))
+    torch.testing.assert_close(EW(4, weight_sum="one").weights(losses), torch.full((4,), 0.25))
+    with pytest.raises(ValueError, match="weight_sum must be one of"):
+        EW(4, weight_sum="T")
 
 
 def test_rlw_fresh_draw_each_step():

@@ -58,6 +58,15 @@ class _Forward:
     leaves: list[Tensor] | None = None
 
 
+def _summed_gram(grads: Tensor, sample_shape: torch.Size, ranks: int) -> Tensor:
+    """S Sᵀ for S [T, F]: each row of the rep-mode G [T, N·F] summed over its N samples — over every rank's
+    samples under data parallelism (G's global rows are the ranks' blocks divided by R)."""
+    summed = grads.reshape(grads.shape[0], -1, sample_shape.numel()).sum(dim=1)
+    if ranks > 1:
+        summed = distributed.sum_over_ranks_(summed) / ranks
+    return summed @ summed.T
+
+
 class BalancedStep:
     """Computes one step's gradients for an ``MTLModule`` (its architecture, tasks, methods and mode)."""
 
@@ -217,12 +226,20 @@ class BalancedStep:
             representation, sample_dim = torch.stack([leaf.detach() for leaf in leaves]), 1
         grads = module.guard.gradients(grads)
         sample_shape = leaves[0].shape[1:]
+        ranks = distributed.world_size() if module.data_parallel else 1
+        if module.rep_gram == "batch_sum":  # LibMTL: each task's gradient summed over the (global) batch
+            gram_fn = lambda: _summed_gram(grads, sample_shape, ranks)  # noqa: E731
+        elif module.data_parallel:
+            gram_fn = lambda: distributed.sum_over_ranks_(grads @ grads.T) / ranks**2  # noqa: E731
+        else:
+            gram_fn = None
         if not module.data_parallel:
-            return grads, TaskGradients(grads, representation=representation, sample_shape=sample_shape)
-        ranks = distributed.world_size()
+            return grads, TaskGradients(
+                grads, gram_fn=gram_fn, representation=representation, sample_shape=sample_shape
+            )
         return grads, TaskGradients(
             matrix_fn=lambda: distributed.gather_columns(grads)[0] / ranks,
-            gram_fn=lambda: distributed.sum_over_ranks_(grads @ grads.T) / ranks**2,
+            gram_fn=gram_fn,
             local=grads,
             sum_over_ranks=lambda product: distributed.sum_over_ranks_(product) / ranks**2,
             representation=distributed.gather_samples(representation, dim=sample_dim),

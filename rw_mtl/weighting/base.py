@@ -36,6 +36,9 @@ from rw_mtl.weighting.interface import (
 )
 from rw_mtl.weighting.jacobian import accumulate_grad
 
+#: ``weight_sum`` of EW, DWA and GradNorm: their weights sum to T (LibMTL's, the paper's runs) or to one
+WEIGHT_SUMS = ("tasks", "one")
+
 
 class _Weighting(nn.Module):
     #: learning rate of this method's own parameters (their own optimizer group); None = the model's.

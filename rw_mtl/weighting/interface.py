@@ -30,9 +30,11 @@ class TaskGradients:
 
     ``matrix`` is G ∈ R^{T×D}, row t = ∇ λ_t ℓ_t w.r.t. the shared parameters (param mode), the last
     shared layer (last_layer mode) or the representation z (rep mode, the samples' gradients side by side).
-    ``gram()`` is M = G Gᵀ. Both are computed at most once, on first use, and both may come from other
-    processes: with data-parallel ranks the training step passes functions that all-reduce M or gather G,
-    so a method that only reads ``gram()`` costs a T×T all-reduce and never sees a gathered G.
+    ``gram()`` is M = G Gᵀ — except in rep mode under ``weighting.grad.rep_gram=batch_sum`` (the default,
+    LibMTL's), where the training step makes it S Sᵀ, S = each row summed over its samples. Both are
+    computed at most once, on first use, and both may come from other processes: with data-parallel ranks
+    the training step passes functions that all-reduce M (or S) or gather G, so a method that only reads
+    ``gram()`` costs a small all-reduce and never sees a gathered G.
 
     In rep mode ``representation`` holds the values of z the gradients were taken at ([B, *F], or
     [T, B, *F] when every task has its own inputs and z_t) and ``sample_shape`` the shape F of one sample's

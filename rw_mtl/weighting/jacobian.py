@@ -65,10 +65,15 @@ def task_gradients(
             grad_outputs=one_hot,
             is_grads_batched=True,
             retain_graph=True,
-            materialize_grads=True,
+            allow_unused=True,
         )
-        torch.cat([g.reshape(task_num, -1) for g in grads[: len(inputs)]], dim=1, out=out)
-        accumulate_grad(accumulate, [g.sum(dim=0) for g in grads[len(inputs) :]])
+        # an input no loss reaches has no gradient (None), not zeros with the task dimension
+        rows = [
+            out.new_zeros(task_num, x.numel()) if g is None else g.reshape(task_num, -1)
+            for g, x in zip(grads[: len(inputs)], inputs, strict=True)
+        ]
+        torch.cat(rows, dim=1, out=out)
+        accumulate_grad(accumulate, [None if g is None else g.sum(dim=0) for g in grads[len(inputs) :]])
         return out
 
     for task, term in enumerate(terms):

@@ -1,8 +1,15 @@
-"""Random task weights on the simplex Δ^{T-1}: the five sampling schemes of Section 5.3.
+"""Random task weights: the five sampling schemes of Section 5.3, and the two the authors' code ran.
 
-Each draws λ̃ ~ p(λ̃) and maps it to the simplex with f, all on the caller's device and without a host
-synchronisation, so that RLW/RGW cost no more than EW. Every scheme is exchangeable across tasks, hence
-E[λ] = (1/T, …, 1/T) (Appendix A), which is what makes RW a fair stochastic variant of EW.
+Each draws λ̃ ~ p(λ̃) and maps it with f, all on the caller's device and without a host synchronisation,
+so that RLW/RGW cost no more than EW. The text's schemes (``DISTRIBUTIONS``) land on the simplex Δ^{T-1}
+and are exchangeable across tasks, hence E[λ] = (1/T, …, 1/T) (Appendix A), which is what makes RW a fair
+stochastic variant of EW.
+
+Section 5.3's text and the authors' code (LibMTL ``LibMTL/weighting/RLW.py``) differ for two of them: the
+code passes the Dirichlet draw through a softmax (f = softmax, not the identity) and leaves the Bernoulli
+draw unnormalised (f = the identity: λ ∈ {0, 1}^T, Σ λ = the number of tasks drawn). The defaults are the
+text's definitions; the code's are ``CODE_VARIANTS`` (``dirichlet_softmax``, ``bernoulli_unnormalized``),
+so that Fig. 1 can be drawn either way.
 """
 
 from __future__ import annotations
@@ -56,12 +63,31 @@ def constrained_bernoulli(task_num: int, device: torch.device, dtype: torch.dtyp
     return torch.zeros(task_num, device=device, dtype=dtype).scatter_(0, index, 1.0)
 
 
+def dirichlet_softmax(task_num: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """λ = softmax(λ̃), λ̃ ~ Dir(1, …, 1): the authors' code (``F.softmax`` of the Dirichlet sample), not the
+    text's identity f. Still on the simplex with E[λ] = 1/T, but far more concentrated near 1/T."""
+    return torch.softmax(dirichlet(task_num, device, dtype), dim=0)
+
+
+def bernoulli_unnormalized(task_num: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """λ = λ̃ ~ Bernoulli(1/2)^T conditioned on not all zero, not normalised: the authors' code (the
+    rejection loop, then the draw used as the weights). λ ∈ {0, 1}^T, E[λ_t] = 2^{T−1} / (2^T − 1)."""
+    mask = bernoulli(task_num, device, dtype)
+    return (mask > 0).to(dtype)
+
+
 DISTRIBUTIONS: dict[str, Callable[[int, torch.device, torch.dtype], Tensor]] = {
     "normal": normal_softmax,
     "uniform": uniform_softmax,
     "dirichlet": dirichlet,
     "bernoulli": bernoulli,
     "constrained_bernoulli": constrained_bernoulli,
+}
+
+#: the authors' code's versions of two of Section 5.3's schemes (module docstring)
+CODE_VARIANTS: dict[str, Callable[[int, torch.device, torch.dtype], Tensor]] = {
+    "dirichlet_softmax": dirichlet_softmax,
+    "bernoulli_unnormalized": bernoulli_unnormalized,
 }
 
 
@@ -74,10 +100,11 @@ def sample_simplex_weights(
 
 def sampler(distribution: str) -> Callable[[int, torch.device, torch.dtype], Tensor]:
     """The sampling function for ``distribution``, with an error that lists the valid names."""
+    choices = {**DISTRIBUTIONS, **CODE_VARIANTS}
     try:
-        return DISTRIBUTIONS[distribution]
+        return choices[distribution]
     except KeyError:
         raise ValueError(
             f"unknown weight distribution {distribution!r}; set weighting.loss.hparams.distribution (RLW) "
-            f"or weighting.grad.hparams.distribution (RGW) to one of {sorted(DISTRIBUTIONS)}"
+            f"or weighting.grad.hparams.distribution (RGW) to one of {sorted(choices)}"
         ) from None

@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rw_mtl.weighting.base import GramWeighting
+from rw_mtl.weighting.base import WEIGHT_SUMS, GramWeighting
 from rw_mtl.weighting.interface import Combination, TaskGradients
 
 VARIANTS = ("libmtl", "original")
-WEIGHT_SUMS = ("tasks", "one")
 
 
 class GradNorm(GramWeighting):

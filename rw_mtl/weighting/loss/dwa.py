@@ -5,27 +5,30 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rw_mtl.weighting.base import LossWeighting
+from rw_mtl.weighting.base import WEIGHT_SUMS, LossWeighting
 
 
 class DWA(LossWeighting):
-    """λ_t(k) = softmax_t(r_t(k−1) / temperature), r_t(k−1) = L_t(k−1) / L_t(k−2), L_t = epoch-mean loss.
+    """λ_t(k) = S · softmax_t(r_t(k−1) / temperature), r_t(k−1) = L_t(k−1) / L_t(k−2), L_t = epoch-mean loss.
 
-    The original multiplies by T; here the weights sum to one like EW's 1/T and RLW's draws, so DWA's first
-    two epochs (λ = 1/T, no loss ratio yet) are exactly EW. ``temperature`` = 2 as in the paper. The last
-    two epoch losses are buffers, so they are saved in checkpoints.
+    ``weight_sum``: ``tasks`` — S = T, the original's and LibMTL's ``LibMTL/weighting/DWA.py`` (which
+    produced the paper's numbers), so the first two epochs (no loss ratio yet: λ = 1) are EW's default —
+    or ``one`` (S = 1: λ = 1/T for two epochs, RLW's scale). ``temperature`` = 2 as in the paper and
+    LibMTL's ``config.py``. The last two epoch losses are buffers, so they are saved in checkpoints.
     """
 
-    def __init__(self, task_num: int, temperature: float = 2.0) -> None:
+    def __init__(self, task_num: int, temperature: float = 2.0, weight_sum: str = "tasks") -> None:
         super().__init__(task_num)
-        if temperature <= 0:
+        if temperature <= 0 or weight_sum not in WEIGHT_SUMS:
             raise ValueError(
-                f"DWA temperature must be positive (rw_mtl/conf/weighting/loss/dwa.yaml), got {temperature}"
+                f"DWA needs temperature > 0 and weight_sum in {WEIGHT_SUMS} "
+                f"(rw_mtl/conf/weighting/loss/dwa.yaml), got {temperature}, {weight_sum!r}"
             )
-        self.temperature = temperature
+        self.temperature, self.weight_sum = temperature, weight_sum
+        self.total = float(task_num) if weight_sum == "tasks" else 1.0
         self.register_buffer("previous_losses", torch.zeros(2, task_num))  # rows: epoch k−2, k−1
         self.register_buffer("epochs_seen", torch.zeros((), dtype=torch.long))
-        self.register_buffer("current", torch.full((task_num,), 1.0 / task_num))
+        self.register_buffer("current", torch.full((task_num,), self.total / task_num))
 
     def weights(self, losses: Tensor) -> Tensor:
         self._check_task_dim(losses.shape[0], "losses")
@@ -38,5 +41,5 @@ class DWA(LossWeighting):
         )
         self.epochs_seen += 1
         ratio = self.previous_losses[1] / self.previous_losses[0].clamp_min(1e-12)
-        dynamic = torch.softmax(ratio / self.temperature, dim=0)
+        dynamic = self.total * torch.softmax(ratio / self.temperature, dim=0)
         self.current = torch.where(self.epochs_seen >= 2, dynamic, self.current)
