@@ -290,6 +290,8 @@ def test_bilevel_weights_get_their_own_learning_rate_without_decay(fast_config, 
         groups = module.configure_optimizers().param_groups
         assert [group["lr"] for group in groups] == [config.dataset.optimizer.lr, expected]
         assert groups[1]["weight_decay"] == 0.0 and sum(p.numel() for p in groups[1]["params"]) == 3
+
+
 @pytest.mark.parametrize("rep_gram", ["batch_sum", "per_sample"])
 def test_rep_mode_gram_conventions(fast_config, rep_gram):
     """Rep mode: MGDA-UB's weights come from the Gram matrix of each task's ∇_z summed over the batch

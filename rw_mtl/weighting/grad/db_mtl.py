@@ -25,7 +25,7 @@ class DB_MTL(GradientShapedState, GradWeighting):  # noqa: N801 — the method's
     LibMTL (the authors' library) calls it a loss-weighting method; it needs the per-task gradients and
     its d is not a combination of this step's gradients, so here it is a gradient method that returns a
     direction, under the same config name (``weighting/grad=db_mtl``). Step 1 happens on the rows the step
-    provides, ∇(λ_t ℓ_t): with EW (λ = 1/T, rw_mtl's scale for every method) d is LibMTL's divided by T;
+    provides, ∇(λ_t ℓ_t): with EW (λ_t = 1, LibMTL's scale) d is LibMTL's;
     with any other loss method λ_t scales task t's contribution to the average before step 3 rebalances
     the magnitudes. The heads keep the loss method's Σ λ_t ℓ_t, as for every gradient method here.
 

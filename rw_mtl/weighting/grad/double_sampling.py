@@ -27,11 +27,12 @@ class DoubleSamplingWeighting(GramWeighting):
     not Lightning's distributed one, so every rank draws the same b samples: the estimate stays unbiased
     but rests on b samples, not R·b.
 
-    C is read at LibMTL's scale: LibMTL's losses are unweighted, rw_mtl's loss weights sum to one (EW:
-    λ_t = 1/T), so C is divided by mean(λ)² (``TaskGradients.loss_weights``); with EW the step sizes of the
-    weight updates then act as in LibMTL, and a loss method's relative weights still count
-    (g_t = ∇(λ_t ℓ_t)). Outside the training step (``aggregate`` on a plain matrix) there are no extra
-    batches nor loss weights, and C = G Gᵀ of the one matrix given (ξ₁ = ξ₂ = ζ).
+    C is read at LibMTL's scale, where losses are unweighted: C is divided by mean(λ)²
+    (``TaskGradients.loss_weights``; EW's λ_t = 1 leaves it unchanged, RLW's Σλ = 1 multiplies it by T²),
+    so with equal weights the step sizes of the weight updates act as in LibMTL at any loss-weight scale,
+    and a loss method's relative weights still count (g_t = ∇(λ_t ℓ_t)). Outside the training step
+    (``aggregate`` on a plain matrix) there are no extra batches nor loss weights, and C = G Gᵀ of the one
+    matrix given (ξ₁ = ξ₂ = ζ).
     """
 
     extra_batches: ClassVar[int] = 2

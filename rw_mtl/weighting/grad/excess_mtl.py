@@ -27,8 +27,9 @@ class ExcessMTL(GradientShapedState, GradWeighting):
 
     As for GradNorm here, the weights multiply the shared part's task gradients; the heads keep the loss
     method's Σ λ_t ℓ_t (LibMTL multiplies the losses, heads included). The rows are the gradients of
-    λ_t ℓ_t: with EW (λ = 1/T) they are LibMTL's divided by T, which changes E only through the 1e-7 in the
-    root. In rep mode, as in LibMTL, g_t is the gradient w.r.t. z summed over the batch's samples.
+    λ_t ℓ_t: with EW (λ_t = 1) they are LibMTL's; with EW's ``weight_sum=one`` (λ_t = 1/T) they are
+    LibMTL's divided by T, which changes E only through the 1e-7 in the root. In rep mode, as in LibMTL,
+    g_t is the gradient w.r.t. z summed over the batch's samples.
     ``robust_step_size`` η = 1e-2: LibMTL's ``LibMTL/config.py`` (``--robust_step_size``), whose
     ``LibMTL/weighting/ExcessMTL.py`` is the authors' code (github.com/yifei-he/ExcessMTL).
     """

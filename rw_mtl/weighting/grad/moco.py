@@ -32,8 +32,8 @@ class MoCo(GradWeighting):
     buffers (in checkpoints, restored when a step is skipped; Y takes G's shape at the first step).
 
     With a loss method, g_t = ∇(λ_t ℓ_t) and the normalisation removes λ_t's scale; h_t is therefore
-    scaled by ℓ_t λ_t / mean(λ) (``TaskGradients.loss_weights``): EW (λ_t = 1/T) gives LibMTL's h_t
-    exactly, and RLW's random weights still count. Needs the per-task losses.
+    scaled by ℓ_t λ_t / mean(λ) (``TaskGradients.loss_weights``): equal weights of any scale (EW: λ_t = 1)
+    give LibMTL's h_t exactly, and RLW's random weights still count. Needs the per-task losses.
     """
 
     produces: ClassVar[str] = DIRECTION
