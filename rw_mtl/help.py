@@ -104,9 +104,10 @@ def help_text(overrides: list[str], subcommands: dict[str, str]) -> str:
     lines += ["", "config groups (group=option; * chosen; +group=option for a group without a default):"]
     for group, paths in config_groups().items():
         lines.append(_fit(f"  {group:<18} {GROUP_SUMMARIES.get(group, '')}".rstrip(), width))
+        name_width = max(16, *(len(path.stem) + 1 for path in paths))
         for path in paths:
             mark = "*" if chosen.get(group) == path.stem else " "
-            lines.append(_fit(f"    {path.stem:<16}{mark} {option_summary(path)}".rstrip(), width))
+            lines.append(_fit(f"    {path.stem:<{name_width}}{mark} {option_summary(path)}".rstrip(), width))
     lines += [
         "",
         "any key: key=value (e.g. seed=1 dataset.optimizer.lr=0.01); a new key: +key=value; remove: ~key.",

@@ -32,12 +32,13 @@ def test_loss_methods_name_the_task_count_they_were_built_for(name):
         get(name)(3).weights(torch.ones(4))
 
 
-@pytest.mark.parametrize("name", ["ew", "rlw", "moml"])
-def test_fixed_weights_follow_the_losses_dtype_and_carry_no_gradient(name):
+@pytest.mark.parametrize(("name", "total"), [("ew", 3.0), ("rlw", 1.0), ("moml", 1.0)])
+def test_fixed_weights_follow_the_losses_dtype_and_carry_no_gradient(name, total):
+    """EW's weights sum to T (LibMTL's scale, its default), RLW's and MOML's to one."""
     losses = torch.ones(3, dtype=torch.float64, requires_grad=True)
     weights = get(name)(3).weights(losses)
     assert weights.dtype == torch.float64 and not weights.requires_grad
-    assert weights.sum().item() == pytest.approx(1.0)
+    assert weights.sum().item() == pytest.approx(total)
 
 
 def test_moml_keeps_its_learning_rate_for_its_own_group():

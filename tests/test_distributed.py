@@ -56,7 +56,19 @@ EQUAL_TO_ONE_PROCESS = [
     ("dwa", "crmogm", "rep"),  # state: the smoothed weights
     ("ew", "pcd", "rep"),  # state: the moving average of squared norms
     ("ew", "trimmed_mean", "rep"),  # coordinate-wise: on the gathered G, each rank applies its columns
+    # issue 11's loss-based methods
+    ("gls", "none", "param"),
+    ("stch", "pcgrad", "rep"),  # warm-up weights from the global losses
+    ("famo", "none", "param"),  # the extra forward after the step: the ranks' mean losses
+    ("rlw", "excess_mtl", "rep"),  # running AdaGrad state on the gathered per-sample gradients
+    ("ew", "db_mtl", "param"),  # running average of the averaged G
+    ("auto_lambda", "none", "param"),  # meta step: gradients and the difference averaged over the ranks
+    ("forum", "none", "param"),  # meta step: every gradient and loss averaged, one subproblem
 ]
+# FAMO's δ = log ℓ − log ℓ' subtracts two losses a step apart (ℓ ≈ 1, ℓ − ℓ' ≈ 1e-3): float32 leaves δ a
+# relative 1e-4 of rounding, which the ranks' other summation order changes and Adam's normalised step on ξ
+# keeps (measured: ξ differs by 7e-6 of its 1e-2 after 3 steps)
+TOLERANCE = {("famo", "none", "param"): {"rtol": 2e-3, "atol": 1e-5}}
 # GradDrop draws one uniform per column of G, and the gathered columns come in another sample order than
 # one process's: the ranks must agree with each other, not with one process.
 RANKS_AGREE = [("ew", "graddrop", "rep")]
@@ -218,9 +230,10 @@ def test_ranks_hold_identical_models(two_rank_states, case):
 def test_two_ranks_equal_one_process_on_the_global_batch(two_rank_states, case):
     reference = _train(case, devices=1)
     distributed = two_rank_states[0]["/".join(case)]
+    tolerance = TOLERANCE.get(case, {"rtol": 1e-4, "atol": 1e-6})
     for name, value in reference.items():
         torch.testing.assert_close(
-            distributed[name], value, rtol=1e-4, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}"
+            distributed[name], value, **tolerance, msg=lambda m, name=name: f"{name}: {m}"
         )
     initial = _build(case, devices=1)[1].state_dict()
     assert any(not torch.equal(value, reference[name]) for name, value in initial.items())

@@ -328,3 +328,47 @@ def test_unknown_rep_gram_is_refused(fast_config):
         ValueError, match=r"weighting.grad.rep_gram must be one of \['batch_sum', 'per_sample'\]"
     ):
         validate_config(fast_config("weighting/grad=mgda_ub", "weighting.grad.rep_gram=summed"))
+
+
+BF16_STEPS = {
+    "gls": ["weighting/loss=gls"],
+    "stch+pcgrad": ["weighting/loss=stch", "weighting.loss.hparams.warmup_epoch=0", "weighting/grad=pcgrad"],
+    "famo": ["weighting/loss=famo"],
+    "rlw+excess_mtl-rep": ["weighting/loss=rlw", "weighting/grad=excess_mtl", "weighting.grad.mode=rep"],
+    "uw+db_mtl": ["weighting/loss=uw", "weighting/grad=db_mtl"],
+    "auto_lambda": ["weighting/loss=auto_lambda"],
+    "forum+mgda_ub": [
+        "weighting/loss=forum",
+        "weighting/grad=mgda_ub",
+        "weighting.loss.hparams.inner_steps=2",
+    ],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BF16_STEPS))
+def test_new_loss_based_methods_step_under_bf16_mixed(fast_config, case):
+    """Two real steps under bf16-mixed autocast: the methods' algebra (log losses, meta steps, running
+    gradient state, FAMO's update) stays float32, every parameter keeps its dtype and moves, finitely."""
+    config = fast_config(*ONE_BATCH, *BF16_STEPS[case], "dataset.optimizer.lr=0.01")
+    L.seed_everything(0)
+    datamodule = instantiate(config.dataset.datamodule)
+    module = build_module(config, datamodule.tasks)
+    before = {name: p.detach().clone() for name, p in module.named_parameters()}
+    trainer = L.Trainer(
+        max_steps=2,
+        precision="bf16-mixed",
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    for name, param in module.named_parameters():
+        assert param.dtype == torch.float32 and torch.isfinite(param).all(), name
+    shared = {id(p) for p in module.arch.shared_parameters()}
+    moved = [not torch.equal(p, before[n]) for n, p in module.named_parameters() if id(p) in shared]
+    assert moved and all(moved)
+    assert torch.isfinite(module.last_loss_weights).all()
+    for buffer in module.loss_weighting.buffers():
+        assert torch.isfinite(buffer.float()).all()

@@ -120,11 +120,39 @@ CASES = {
 }
 
 
+# issue 11's loss-based methods, under skip (its device-side state restore is the longer path): meta steps
+# on validation batches, FAMO's extra forward after the step, running [T, D] state, the on-device QP
+# a meta step draws validation batches; restarting that loader draws its base seed with .item() on a CPU
+# tensor (torch's DataLoader), no device sync: enough batches that steps 1–3 do not restart it
+ENOUGH_VALIDATION = ["dataset.datamodule.val_size=1024"]
+NEW_CASES = {
+    "gls": ["weighting/loss=gls"],
+    "stch+pcgrad(param)": [
+        "weighting/loss=stch",
+        "weighting.loss.hparams.warmup_epoch=0",
+        "weighting/grad=pcgrad",
+    ],
+    "famo": ["weighting/loss=famo"],
+    "ew+excess_mtl(rep)": ["weighting/grad=excess_mtl", "weighting.grad.mode=rep"],
+    "ew+db_mtl(param)": ["weighting/grad=db_mtl"],
+    "auto_lambda": ["weighting/loss=auto_lambda", *ENOUGH_VALIDATION],
+    "forum": ["weighting/loss=forum", "weighting.loss.hparams.inner_steps=2", *ENOUGH_VALIDATION],
+}
+
+
 @pytest.mark.parametrize("policy", ["raise", "skip"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_steps_that_do_not_log_make_no_host_sync(fast_config, case, policy):
     config = fast_config(*SMALL, *CASES[case], f"on_nonfinite={policy}")
     events, _ = _profiled_run(config, first=1, last=4, log_every=1000)  # no step of these logs
+    syncs = [(e.name, e.cpu_parent.name if e.cpu_parent else None) for e in host_syncs(events)]
+    assert syncs == [], syncs
+
+
+@pytest.mark.parametrize("case", sorted(NEW_CASES))
+def test_new_loss_based_methods_make_no_host_sync(fast_config, case):
+    config = fast_config(*SMALL, *NEW_CASES[case], "on_nonfinite=skip")
+    events, _ = _profiled_run(config, first=1, last=3, log_every=1000)
     syncs = [(e.name, e.cpu_parent.name if e.cpu_parent else None) for e in host_syncs(events)]
     assert syncs == [], syncs
 

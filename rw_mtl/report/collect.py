@@ -57,6 +57,17 @@ PAPER_NAMES = {
     "trimmed_mean": "TrimmedMean",
     "crmogm": "CR-MOGM",
     "pcd": "PCD",
+    "gls": "GLS",
+    "stch": "STCH",
+    "famo": "FAMO",
+    "db_mtl": "DB-MTL",
+    "excess_mtl": "ExcessMTL",
+    "auto_lambda": "Auto-Lambda",
+    "forum": "FORUM",
+    "fairgrad": "FairGrad",
+    "sdmgrad": "SDMGrad",
+    "modo": "MoDo",
+    "moco": "MoCo",
 }
 REQUIRED = ("dataset", "arch", "loss_method", "grad_method", "tasks", "metrics")
 
