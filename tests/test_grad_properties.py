@@ -46,8 +46,6 @@ NOT_SCALE_EQUIVARIANT = {
 NOT_UNIQUE_ON_RANK_DEFICIENT = {"nash_mtl", "pcd", "fairgrad", "db_mtl"}
 #: open defects the battery found in the methods added for issue 11, recorded as expected failures
 KNOWN_DEFECTS = {
-    ("nash_mtl", "zero-2x1"): "Nash-MTL returns NaN for all-zero gradients (1/α has no solution)",
-    ("nash_mtl", "zero-3x4"): "Nash-MTL returns NaN for all-zero gradients (1/α has no solution)",
     ("moco", "permutation"): "MoCo's direction depends on the task order (open)",
 }
 SEED = 0
@@ -186,3 +184,18 @@ def test_imtl_g_degenerate_cases_hand_computed():
     torch.testing.assert_close(method.last_weights, torch.tensor([2 / 3, 0.0, 1 / 3]))
     cancelling = torch.tensor([[1.0, -2.0], [-1.0, 2.0]])
     torch.testing.assert_close(GRAD_METHODS["imtl_g"](2).aggregate(cancelling), torch.zeros(2))
+
+
+# ------------------------------------------------------------------------- Nash-MTL on a zero Gram matrix
+def test_nash_mtl_keeps_its_previous_weights_when_every_gradient_is_zero():
+    """M = 0 has no bargaining solution (α ⊙ Mα = 0 ≠ 1) and d = 0 for every α: the method keeps its last α
+    (1 before any solve), so d is exactly 0 and the weights finite — the solve used to end at α ∝ 1/√‖M‖_F
+    with ‖M‖_F = 0, infinite in float32, and d = ∞ · 0 = NaN."""
+    method = GRAD_METHODS["nash_mtl"](2, max_norm=0.0)
+    zeros = torch.zeros(2, 3)
+    assert torch.equal(method.aggregate(zeros), torch.zeros(3))
+    assert torch.equal(method.last_weights, torch.ones(2))
+    method.aggregate(torch.tensor([[3.0, 0.0, 0.0], [0.0, 4.0, 0.0]]))  # orthogonal: α = (1/3, 1/4)
+    torch.testing.assert_close(method.last_weights, torch.tensor([1 / 3, 1 / 4]))
+    assert torch.equal(method.aggregate(zeros), torch.zeros(3))
+    torch.testing.assert_close(method.last_weights, torch.tensor([1 / 3, 1 / 4]))  # the previous α, kept
