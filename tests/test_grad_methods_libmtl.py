@@ -358,6 +358,23 @@ def test_moco_scales_by_the_loss_weights_relative_to_their_mean():
     torch.testing.assert_close(get("moco")(2)(weighted, losses).direction, expected)
 
 
+def test_moco_permuting_the_tasks_permutes_its_state_and_keeps_the_direction():
+    """MoCo is equivariant in the tasks: h_t depends on task t's gradient and loss only, Y ← Y − β(Y − H)
+    row by row, and λ ← softmax(λ − γ (Y Yᵀ + ρ I) λ) commutes with a permutation P (P Y Yᵀ Pᵀ P λ =
+    P Y Yᵀ λ). So over several steps, tasks given in the order P have Y and λ permuted by P and the same d
+    (a task is its gradient and its loss: permuting one without the other is another problem)."""
+    matrices = [random_grads(4, dim=6, seed=seed) for seed in (40, 41, 42)]
+    losses = T([0.5, 2.0, 1.0, 1.5], dtype=torch.float64)
+    permutation = T([2, 0, 3, 1])
+    method, permuted = get("moco")(4, rho=0.5), get("moco")(4, rho=0.5)
+    for grads in matrices:
+        direction = method.aggregate(grads, losses)
+        torch.testing.assert_close(permuted.aggregate(grads[permutation], losses[permutation]), direction)
+    torch.testing.assert_close(permuted.tracked, method.tracked[permutation])
+    torch.testing.assert_close(permuted.lambd, method.lambd[permutation])
+    assert (method.lambd - 0.25).abs().max() > 1e-3  # λ has moved away from uniform: the check has teeth
+
+
 def test_moco_state_survives_a_checkpoint():
     grads, losses = random_grads(2, dim=5, seed=34), T([1.0, 2.0])
     trained = get("moco")(2)

@@ -43,11 +43,7 @@ NOT_SCALE_EQUIVARIANT = {
     "pcd": "the QP's absolute feasibility threshold",
 }
 #: methods with several optimal directions on rank-deficient matrices, whose solver picks one by task order
-NOT_UNIQUE_ON_RANK_DEFICIENT = {"nash_mtl", "pcd", "fairgrad", "db_mtl"}
-#: open defects the battery found in the methods added for issue 11, recorded as expected failures
-KNOWN_DEFECTS = {
-    ("moco", "permutation"): "MoCo's direction depends on the task order (open)",
-}
+NOT_UNIQUE_ON_RANK_DEFICIENT = {"nash_mtl", "pcd", "fairgrad"}
 SEED = 0
 
 
@@ -90,29 +86,35 @@ def assert_same_direction(got: torch.Tensor, expected: torch.Tensor, grads: torc
     torch.testing.assert_close(got / scale, expected / scale, atol=2e-5, rtol=1e-4)
 
 
-def _direction(name: str, grads: torch.Tensor, seed: int = SEED) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A fresh method's direction for ``grads`` (and its last_weights), with the global RNG at ``seed``."""
+def _losses(task_num: int) -> torch.Tensor:
+    """The per-task losses handed with the gradients (MGDA-UB, MoCo, DB-MTL, … read them)."""
+    return torch.linspace(0.5, 2.0, task_num)
+
+
+def _direction(
+    name: str, grads: torch.Tensor, seed: int = SEED, losses: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A fresh method's direction for ``grads`` and ``losses`` (default ``_losses``; and its
+    last_weights), with the global RNG at ``seed``."""
     task_num = grads.shape[0]
     method = GRAD_METHODS[name](task_num, **ARGUMENTS.get(name, {}))
-    losses = torch.linspace(0.5, 2.0, task_num)
+    losses = _losses(task_num) if losses is None else losses
     torch.manual_seed(seed)
     direction = method.aggregate(grads, losses)
     return direction, method.last_weights
 
 
-def _skip_or_xfail(name: str, case: str, grads: torch.Tensor) -> None:
+def _skip_if_too_few_tasks(name: str, grads: torch.Tensor) -> None:
     minimum, why = MINIMUM_TASKS.get(name, (1, ""))
     if grads.shape[0] < minimum:
         pytest.skip(f"{name} needs {minimum} tasks: {why}")
-    if (name, case) in KNOWN_DEFECTS:
-        pytest.xfail(KNOWN_DEFECTS[name, case])
 
 
 @pytest.mark.parametrize("matrix", sorted(MATRICES))
 @pytest.mark.parametrize("name", METHODS)
 def test_direction_is_finite_and_the_claimed_combination(name, matrix):
     grads = MATRICES[matrix]
-    _skip_or_xfail(name, matrix, grads)
+    _skip_if_too_few_tasks(name, grads)
     direction, weights = _direction(name, grads)
     assert direction.shape == (grads.shape[1],) and direction.dtype == grads.dtype
     assert torch.isfinite(direction).all(), direction
@@ -141,11 +143,12 @@ def test_direction_ignores_the_order_of_the_tasks(name, matrix):
     if name in NOT_UNIQUE_ON_RANK_DEFICIENT and matrix != "typical-5x7":
         pytest.skip(f"{name}: several optimal directions on {matrix}; the solver's pick follows task order")
     grads = MATRICES[matrix]
-    _skip_or_xfail(name, "permutation", grads)
+    _skip_if_too_few_tasks(name, grads)
     permutation = torch.randperm(grads.shape[0], generator=torch.Generator().manual_seed(1))
     assert not torch.equal(permutation, torch.arange(grads.shape[0]))
     direction, _ = _direction(name, grads)
-    permuted, _ = _direction(name, grads[permutation])
+    # a task is its gradient and its loss: both are permuted (MoCo scales g_t by ℓ_t, DB-MTL divides it)
+    permuted, _ = _direction(name, grads[permutation], losses=_losses(grads.shape[0])[permutation])
     assert_same_direction(permuted, direction, grads)
 
 
@@ -156,7 +159,12 @@ def test_per_task_random_methods_are_permutation_invariant_in_distribution(name)
     permutation = torch.tensor([3, 0, 4, 1, 2])
     runs = torch.stack(
         [
-            torch.stack([_direction(name, grads, seed)[0], _direction(name, grads[permutation], seed)[0]])
+            torch.stack(
+                [
+                    _direction(name, grads, seed)[0],
+                    _direction(name, grads[permutation], seed, _losses(5)[permutation])[0],
+                ]
+            )
             for seed in range(400)
         ]
     )  # [seeds, 2, D]
