@@ -38,9 +38,8 @@ NOT_SCALE_EQUIVARIANT = {
     "modo": "λ moves by a fixed step γ along the cross-batch products",
     "sdmgrad": "w moves by projected SGD at a fixed learning rate",
     "db_mtl": "an EMA of log-loss gradients from a zero start, rescaled to the largest norm",
-    "upgrad": "TorchJD's absolute regularisation reg_eps on G Gᵀ dominates at 1e-8",
-    "dualproj": "TorchJD's absolute regularisation reg_eps on G Gᵀ dominates at 1e-8",
-    "pcd": "the QP's absolute feasibility threshold",
+    "upgrad": "TorchJD's absolute norm_eps = 1e-4 on trace(G Gᵀ): at 1e-8 M counts as 0, no projection",
+    "dualproj": "TorchJD's absolute norm_eps = 1e-4 on trace(G Gᵀ): at 1e-8 M counts as 0, no projection",
 }
 #: methods with several optimal directions on rank-deficient matrices, whose solver picks one by task order
 NOT_UNIQUE_ON_RANK_DEFICIENT = {"nash_mtl", "pcd", "fairgrad"}
@@ -207,3 +206,39 @@ def test_nash_mtl_keeps_its_previous_weights_when_every_gradient_is_zero():
     torch.testing.assert_close(method.last_weights, torch.tensor([1 / 3, 1 / 4]))
     assert torch.equal(method.aggregate(zeros), torch.zeros(3))
     torch.testing.assert_close(method.last_weights, torch.tensor([1 / 3, 1 / 4]))  # the previous α, kept
+
+
+# ------------------------------------------------------ why UPGrad and DualProj are not scale-equivariant
+@pytest.mark.parametrize("name", ["upgrad", "dualproj"])
+def test_dual_cone_methods_stop_projecting_below_torchjds_absolute_norm_eps(name):
+    """TorchJD's ``normalize(M, norm_eps)`` replaces M by 0 when trace M = ‖G‖_F² < norm_eps = 1e-4, an
+    absolute threshold: then every constraint holds and d is the plain mean (Gᵀp, p = 1/T). Just above it
+    the conflicting pair g_1 = (1, 0), g_2 = (−1, 0.1) is projected (d has no conflict with g_2), just
+    below it it is not. Ours equals TorchJD on both sides; ``norm_eps=0`` projects at every scale."""
+    from torchjd.aggregation import DualProj, UPGrad
+
+    torchjd = {"upgrad": UPGrad, "dualproj": DualProj}[name]
+    pair = torch.tensor([[1.0, 0.0], [-1.0, 0.1]], dtype=torch.float64)  # ‖G‖_F² = 2.01
+    above, below = pair * (1.01e-4 / 2.01) ** 0.5, pair * (0.99e-4 / 2.01) ** 0.5
+    for grads in (above, below):
+        assert_same_direction(GRAD_METHODS[name](2).aggregate(grads), torchjd()(grads), grads)
+    assert (above @ GRAD_METHODS[name](2).aggregate(above)).min() >= 0  # projected: no conflict
+    torch.testing.assert_close(GRAD_METHODS[name](2).aggregate(below), below.mean(dim=0))  # not projected
+    exact = GRAD_METHODS[name](2, norm_eps=0.0)
+    assert (below @ exact.aggregate(below)).min() >= 0
+
+
+# --------------------------------------------------------------- PCD on float32 rank-deficient matrices
+@pytest.mark.parametrize("matrix", ["wide-5x3", "rank2-5x6"])
+def test_pcd_keeps_dependent_gradients_dependent_in_float32(matrix):
+    """Five gradients of rank 3 (or 2) in float32: M's rounding (~1e-7 relative) gives it eigenvalues
+    where 0 is exact. With a ridge below that, the infeasible constraints looked feasible (multipliers of
+    ~1e5, d̃ ≈ 0: d = 0); TorchJD, whose dependence tolerance is float32's precision, finds them infeasible
+    and returns g_1. So does PCD now, at every scale of the battery."""
+    from torchjd.aggregation import PCD
+
+    grads = MATRICES[matrix]
+    for scale in (1.0, 1e6):
+        direction, _ = _direction("pcd", scale * grads)
+        assert_same_direction(direction, PCD()(scale * grads), scale * grads)
+        assert_same_direction(direction, scale * grads[0], scale * grads)
