@@ -7,6 +7,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rw_mtl.choices import GRAD_MODES, NONFINITE_POLICIES, REP_GRAMS, check_precision
 from rw_mtl.data.validation import HELD_OUT, TEST, VALIDATION_KEY
+from rw_mtl.weighting.interface import DIRECTION
 from rw_mtl.weighting.registry import CUSTOM_METHOD, NO_GRAD_METHOD, resolve
 
 REQUIRED_KEYS = {
@@ -40,11 +41,15 @@ def validate_config(cfg: DictConfig) -> None:
         method = resolve(kind, node.name, target if node.name == CUSTOM_METHOD else None)
         if kind == "loss":
             refuse_learning_from_test(cfg, method)
-        elif cfg.weighting.grad.mode not in getattr(method, "modes", GRAD_MODES):
-            raise ValueError(
-                f"weighting/grad={node.name} is defined for weighting.grad.mode in {list(method.modes)} "
-                f"only; set weighting.grad.mode={method.modes[0]}"
+        else:
+            mode = cfg.weighting.grad.mode
+            # the datamodule's class is imported only where it decides (XTREME's pulls in transformers)
+            multi_input = (
+                mode == "rep"
+                and method.produces == DIRECTION
+                and getattr(get_class(cfg.dataset.datamodule._target_), "multi_input", False)
             )
+            method.check_mode(mode, node.name, multi_input)
     if cfg.weighting.grad.mode not in GRAD_MODES:
         raise ValueError(
             f"weighting.grad.mode must be one of {list(GRAD_MODES)}, got `{cfg.weighting.grad.mode}`"

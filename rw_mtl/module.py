@@ -34,7 +34,7 @@ from rw_mtl.training.nonfinite import NONFINITE_POLICIES, NonFiniteError, NonFin
 from rw_mtl.training.state import rng_states, set_rng_states
 from rw_mtl.training.step import BalancedStep
 from rw_mtl.weighting.base import GradWeighting, LossWeighting, own_parameters
-from rw_mtl.weighting.interface import DIRECTION, WEIGHTS, StepContext
+from rw_mtl.weighting.interface import StepContext
 
 __all__ = ["GRAD_MODES", "NONFINITE_POLICIES", "MTLModule", "NonFiniteError", "check_precision"]
 
@@ -51,28 +51,11 @@ def check_combination(
         raise ValueError(f"weighting.grad.mode must be one of {GRAD_MODES}, got {mode!r}")
     if method is None:
         return
-    name = type(method).__name__
-    if mode not in method.modes:
-        raise ValueError(
-            f"{name} is defined for weighting.grad.mode in {list(method.modes)} only; "
-            f"set weighting.grad.mode={method.modes[0]}"
-        )
-    if method.transforms_representation and mode != "rep":
-        raise ValueError(f"{name} acts on the shared representation; set weighting.grad.mode=rep")
-    if mode == "last_layer" and method.produces != WEIGHTS:
-        raise ValueError(
-            f"{name} gives {method.produces.replace('_', '-')} results, not task weights, so it cannot run "
-            "from the last shared layer's gradients alone; set weighting.grad.mode=param or rep"
-        )
+    method.check_mode(mode, multi_input=multi_input)
     if mode == "rep" and not arch.supports_rep_mode:
         raise ValueError(
             f"{type(arch).__name__} has no single shared representation, so rep mode is impossible; "
             "set weighting.grad.mode=param"
-        )
-    if mode == "rep" and multi_input and method.produces == DIRECTION:
-        raise ValueError(
-            f"{name} gives one direction, which cannot be split over the per-task representations of a "
-            "multi-input dataset; set weighting.grad.mode=param for this dataset"
         )
 
 

@@ -358,6 +358,23 @@ def test_moco_scales_by_the_loss_weights_relative_to_their_mean():
     torch.testing.assert_close(get("moco")(2)(weighted, losses).direction, expected)
 
 
+def test_moco_permuting_the_tasks_permutes_its_state_and_keeps_the_direction():
+    """MoCo is equivariant in the tasks: h_t depends on task t's gradient and loss only, Y ← Y − β(Y − H)
+    row by row, and λ ← softmax(λ − γ (Y Yᵀ + ρ I) λ) commutes with a permutation P (P Y Yᵀ Pᵀ P λ =
+    P Y Yᵀ λ). So over several steps, tasks given in the order P have Y and λ permuted by P and the same d
+    (a task is its gradient and its loss: permuting one without the other is another problem)."""
+    matrices = [random_grads(4, dim=6, seed=seed) for seed in (40, 41, 42)]
+    losses = T([0.5, 2.0, 1.0, 1.5], dtype=torch.float64)
+    permutation = T([2, 0, 3, 1])
+    method, permuted = get("moco")(4, rho=0.5), get("moco")(4, rho=0.5)
+    for grads in matrices:
+        direction = method.aggregate(grads, losses)
+        torch.testing.assert_close(permuted.aggregate(grads[permutation], losses[permutation]), direction)
+    torch.testing.assert_close(permuted.tracked, method.tracked[permutation])
+    torch.testing.assert_close(permuted.lambd, method.lambd[permutation])
+    assert (method.lambd - 0.25).abs().max() > 1e-3  # λ has moved away from uniform: the check has teeth
+
+
 def test_moco_state_survives_a_checkpoint():
     grads, losses = random_grads(2, dim=5, seed=34), T([1.0, 2.0])
     trained = get("moco")(2)
@@ -372,7 +389,9 @@ def test_moco_needs_losses_param_mode_and_one_gradient_shape(fast_config):
         get("moco")(2).aggregate(torch.eye(2))
     method = get("moco")(2)
     method.aggregate(torch.eye(2), T([1.0, 1.0]))
-    with pytest.raises(ValueError, match="build a new method"):
+    with pytest.raises(
+        ValueError, match=r"MoCo keeps a running tracked of shape \(2, 2\).*one weighting.grad.mode"
+    ):
         method.aggregate(torch.ones(2, 3), T([1.0, 1.0]))
     with pytest.raises(ValueError, match="moco.yaml"):
         get("moco")(2, beta=0.0)
@@ -470,3 +489,31 @@ def test_a_skipped_step_keeps_the_methods_state(fast_config, name):
     # the last step: SDMGrad's w can stay at a vertex of the simplex from one step to the next)
     final = module.grad_weighting.state_dict()
     assert any(key not in initial or not torch.equal(final[key], initial[key]) for key in final)
+
+
+@pytest.mark.parametrize("name", ["moco", "db_mtl", "excess_mtl"])
+def test_a_skipped_first_step_leaves_the_gradient_shaped_state_at_zero(name):
+    """The [T, D] state of MoCo (Y), DB-MTL (the gradient average) and ExcessMTL (the squared sums) is
+    sized at the first step. When that step is skipped (a NaN loss under on_nonfinite=skip) the state
+    keeps G's shape and returns to zeros, as every other buffer returns to its value before the step —
+    the next step then starts from the state of a method that never stepped."""
+    from rw_mtl.training.nonfinite import NonFiniteGuard
+
+    grads, losses = random_grads(3, dim=5, seed=50, dtype=torch.float32), T([1.0, float("nan"), 2.0])
+    method = get(name)(3)
+    initial = {key: value.clone() for key, value in method.state_dict().items()}
+    guard = NonFiniteGuard("skip", ["a", "b", "c"])
+    guard.reset(torch.device("cpu"))
+    with guard.keep_state_if_skipped([method]):
+        seen = guard.begin_step(losses)
+        method.aggregate(guard.gradients(grads.clone()), seen)
+    (state,) = method.gradient_shaped
+    assert torch.equal(getattr(method, state), torch.zeros(3, 5))
+    for key, value in initial.items():
+        if key != state:
+            torch.testing.assert_close(method.state_dict()[key], value, rtol=0, atol=0, equal_nan=True)
+    # a finite step moves it
+    guard.reset(torch.device("cpu"))
+    with guard.keep_state_if_skipped([method]):
+        method.aggregate(guard.gradients(grads.clone()), guard.begin_step(losses.nan_to_num(1.5)))
+    assert getattr(method, state).abs().sum() > 0

@@ -38,18 +38,11 @@ NOT_SCALE_EQUIVARIANT = {
     "modo": "λ moves by a fixed step γ along the cross-batch products",
     "sdmgrad": "w moves by projected SGD at a fixed learning rate",
     "db_mtl": "an EMA of log-loss gradients from a zero start, rescaled to the largest norm",
-    "upgrad": "TorchJD's absolute regularisation reg_eps on G Gᵀ dominates at 1e-8",
-    "dualproj": "TorchJD's absolute regularisation reg_eps on G Gᵀ dominates at 1e-8",
-    "pcd": "the QP's absolute feasibility threshold",
+    "upgrad": "TorchJD's absolute norm_eps = 1e-4 on trace(G Gᵀ): at 1e-8 M counts as 0, no projection",
+    "dualproj": "TorchJD's absolute norm_eps = 1e-4 on trace(G Gᵀ): at 1e-8 M counts as 0, no projection",
 }
 #: methods with several optimal directions on rank-deficient matrices, whose solver picks one by task order
-NOT_UNIQUE_ON_RANK_DEFICIENT = {"nash_mtl", "pcd", "fairgrad", "db_mtl"}
-#: open defects the battery found in the methods added for issue 11, recorded as expected failures
-KNOWN_DEFECTS = {
-    ("nash_mtl", "zero-2x1"): "Nash-MTL returns NaN for all-zero gradients (1/α has no solution)",
-    ("nash_mtl", "zero-3x4"): "Nash-MTL returns NaN for all-zero gradients (1/α has no solution)",
-    ("moco", "permutation"): "MoCo's direction depends on the task order (open)",
-}
+NOT_UNIQUE_ON_RANK_DEFICIENT = {"nash_mtl", "pcd", "fairgrad"}
 SEED = 0
 
 
@@ -92,29 +85,35 @@ def assert_same_direction(got: torch.Tensor, expected: torch.Tensor, grads: torc
     torch.testing.assert_close(got / scale, expected / scale, atol=2e-5, rtol=1e-4)
 
 
-def _direction(name: str, grads: torch.Tensor, seed: int = SEED) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A fresh method's direction for ``grads`` (and its last_weights), with the global RNG at ``seed``."""
+def _losses(task_num: int) -> torch.Tensor:
+    """The per-task losses handed with the gradients (MGDA-UB, MoCo, DB-MTL, … read them)."""
+    return torch.linspace(0.5, 2.0, task_num)
+
+
+def _direction(
+    name: str, grads: torch.Tensor, seed: int = SEED, losses: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A fresh method's direction for ``grads`` and ``losses`` (default ``_losses``; and its
+    last_weights), with the global RNG at ``seed``."""
     task_num = grads.shape[0]
     method = GRAD_METHODS[name](task_num, **ARGUMENTS.get(name, {}))
-    losses = torch.linspace(0.5, 2.0, task_num)
+    losses = _losses(task_num) if losses is None else losses
     torch.manual_seed(seed)
     direction = method.aggregate(grads, losses)
     return direction, method.last_weights
 
 
-def _skip_or_xfail(name: str, case: str, grads: torch.Tensor) -> None:
+def _skip_if_too_few_tasks(name: str, grads: torch.Tensor) -> None:
     minimum, why = MINIMUM_TASKS.get(name, (1, ""))
     if grads.shape[0] < minimum:
         pytest.skip(f"{name} needs {minimum} tasks: {why}")
-    if (name, case) in KNOWN_DEFECTS:
-        pytest.xfail(KNOWN_DEFECTS[name, case])
 
 
 @pytest.mark.parametrize("matrix", sorted(MATRICES))
 @pytest.mark.parametrize("name", METHODS)
 def test_direction_is_finite_and_the_claimed_combination(name, matrix):
     grads = MATRICES[matrix]
-    _skip_or_xfail(name, matrix, grads)
+    _skip_if_too_few_tasks(name, grads)
     direction, weights = _direction(name, grads)
     assert direction.shape == (grads.shape[1],) and direction.dtype == grads.dtype
     assert torch.isfinite(direction).all(), direction
@@ -143,11 +142,12 @@ def test_direction_ignores_the_order_of_the_tasks(name, matrix):
     if name in NOT_UNIQUE_ON_RANK_DEFICIENT and matrix != "typical-5x7":
         pytest.skip(f"{name}: several optimal directions on {matrix}; the solver's pick follows task order")
     grads = MATRICES[matrix]
-    _skip_or_xfail(name, "permutation", grads)
+    _skip_if_too_few_tasks(name, grads)
     permutation = torch.randperm(grads.shape[0], generator=torch.Generator().manual_seed(1))
     assert not torch.equal(permutation, torch.arange(grads.shape[0]))
     direction, _ = _direction(name, grads)
-    permuted, _ = _direction(name, grads[permutation])
+    # a task is its gradient and its loss: both are permuted (MoCo scales g_t by ℓ_t, DB-MTL divides it)
+    permuted, _ = _direction(name, grads[permutation], losses=_losses(grads.shape[0])[permutation])
     assert_same_direction(permuted, direction, grads)
 
 
@@ -158,7 +158,12 @@ def test_per_task_random_methods_are_permutation_invariant_in_distribution(name)
     permutation = torch.tensor([3, 0, 4, 1, 2])
     runs = torch.stack(
         [
-            torch.stack([_direction(name, grads, seed)[0], _direction(name, grads[permutation], seed)[0]])
+            torch.stack(
+                [
+                    _direction(name, grads, seed)[0],
+                    _direction(name, grads[permutation], seed, _losses(5)[permutation])[0],
+                ]
+            )
             for seed in range(400)
         ]
     )  # [seeds, 2, D]
@@ -186,3 +191,54 @@ def test_imtl_g_degenerate_cases_hand_computed():
     torch.testing.assert_close(method.last_weights, torch.tensor([2 / 3, 0.0, 1 / 3]))
     cancelling = torch.tensor([[1.0, -2.0], [-1.0, 2.0]])
     torch.testing.assert_close(GRAD_METHODS["imtl_g"](2).aggregate(cancelling), torch.zeros(2))
+
+
+# ------------------------------------------------------------------------- Nash-MTL on a zero Gram matrix
+def test_nash_mtl_keeps_its_previous_weights_when_every_gradient_is_zero():
+    """M = 0 has no bargaining solution (α ⊙ Mα = 0 ≠ 1) and d = 0 for every α: the method keeps its last α
+    (1 before any solve), so d is exactly 0 and the weights finite — the solve used to end at α ∝ 1/√‖M‖_F
+    with ‖M‖_F = 0, infinite in float32, and d = ∞ · 0 = NaN."""
+    method = GRAD_METHODS["nash_mtl"](2, max_norm=0.0)
+    zeros = torch.zeros(2, 3)
+    assert torch.equal(method.aggregate(zeros), torch.zeros(3))
+    assert torch.equal(method.last_weights, torch.ones(2))
+    method.aggregate(torch.tensor([[3.0, 0.0, 0.0], [0.0, 4.0, 0.0]]))  # orthogonal: α = (1/3, 1/4)
+    torch.testing.assert_close(method.last_weights, torch.tensor([1 / 3, 1 / 4]))
+    assert torch.equal(method.aggregate(zeros), torch.zeros(3))
+    torch.testing.assert_close(method.last_weights, torch.tensor([1 / 3, 1 / 4]))  # the previous α, kept
+
+
+# ------------------------------------------------------ why UPGrad and DualProj are not scale-equivariant
+@pytest.mark.parametrize("name", ["upgrad", "dualproj"])
+def test_dual_cone_methods_stop_projecting_below_torchjds_absolute_norm_eps(name):
+    """TorchJD's ``normalize(M, norm_eps)`` replaces M by 0 when trace M = ‖G‖_F² < norm_eps = 1e-4, an
+    absolute threshold: then every constraint holds and d is the plain mean (Gᵀp, p = 1/T). Just above it
+    the conflicting pair g_1 = (1, 0), g_2 = (−1, 0.1) is projected (d has no conflict with g_2), just
+    below it it is not. Ours equals TorchJD on both sides; ``norm_eps=0`` projects at every scale."""
+    from torchjd.aggregation import DualProj, UPGrad
+
+    torchjd = {"upgrad": UPGrad, "dualproj": DualProj}[name]
+    pair = torch.tensor([[1.0, 0.0], [-1.0, 0.1]], dtype=torch.float64)  # ‖G‖_F² = 2.01
+    above, below = pair * (1.01e-4 / 2.01) ** 0.5, pair * (0.99e-4 / 2.01) ** 0.5
+    for grads in (above, below):
+        assert_same_direction(GRAD_METHODS[name](2).aggregate(grads), torchjd()(grads), grads)
+    assert (above @ GRAD_METHODS[name](2).aggregate(above)).min() >= 0  # projected: no conflict
+    torch.testing.assert_close(GRAD_METHODS[name](2).aggregate(below), below.mean(dim=0))  # not projected
+    exact = GRAD_METHODS[name](2, norm_eps=0.0)
+    assert (below @ exact.aggregate(below)).min() >= 0
+
+
+# --------------------------------------------------------------- PCD on float32 rank-deficient matrices
+@pytest.mark.parametrize("matrix", ["wide-5x3", "rank2-5x6"])
+def test_pcd_keeps_dependent_gradients_dependent_in_float32(matrix):
+    """Five gradients of rank 3 (or 2) in float32: M's rounding (~1e-7 relative) gives it eigenvalues
+    where 0 is exact. With a ridge below that, the infeasible constraints looked feasible (multipliers of
+    ~1e5, d̃ ≈ 0: d = 0); TorchJD, whose dependence tolerance is float32's precision, finds them infeasible
+    and returns g_1. So does PCD now, at every scale of the battery."""
+    from torchjd.aggregation import PCD
+
+    grads = MATRICES[matrix]
+    for scale in (1.0, 1e6):
+        direction, _ = _direction("pcd", scale * grads)
+        assert_same_direction(direction, PCD()(scale * grads), scale * grads)
+        assert_same_direction(direction, scale * grads[0], scale * grads)

@@ -276,10 +276,17 @@ def test_db_mtl_step_moves_the_shared_parameters_along_its_direction(fast_config
         torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
 
 
-def test_db_mtl_refuses_rep_mode_at_the_first_step(fast_config):
+def test_db_mtl_refuses_rep_mode_before_anything_runs(fast_config):
+    """DB-MTL declares ``modes = ("param",)``: the config check refuses rep mode, and so does building the
+    module (for code that builds it without the check), naming the key and the allowed mode."""
+    from rw_mtl.config_checks import validate_config
+
     config = fast_config(*ONE_BATCH, "weighting/grad=db_mtl", "weighting.grad.mode=rep")
-    with pytest.raises(ValueError, match="weighting.grad.mode=param"):
-        one_step(config)
+    message = r"weighting/grad=db_mtl is defined for weighting.grad.mode in \['param'\] only"
+    with pytest.raises(ValueError, match=message + r".*got `rep`; set weighting.grad.mode=param$"):
+        validate_config(config)
+    with pytest.raises(ValueError, match=r"DB_MTL is defined .* only.*set weighting.grad.mode=param"):
+        build_module(config, _digit_tasks())
 
 
 @pytest.mark.parametrize(("method", "default"), [("auto_lambda", 1e-4), ("forum", 1e-3)])

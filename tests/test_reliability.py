@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from rw_mtl import build
+from rw_mtl.choices import GRAD_MODES
 from rw_mtl.config_checks import validate_config
 from rw_mtl.data.files import DatasetError
 from rw_mtl.module import NonFiniteError
 from rw_mtl.train import run
+from rw_mtl.weighting.registry import GRAD_METHODS
 
 from .conftest import FAST_TRAINER, compose_config
 
@@ -36,7 +38,8 @@ from .conftest import FAST_TRAINER, compose_config
         (["weighting/grad=pcgrad", "trainer.precision=16-mixed"], r"trainer.precision=bf16-mixed or 32-true"),
         (
             ["weighting/grad=rgw", "weighting.grad.mode=z"],
-            r"weighting.grad.mode in \['param', 'rep', 'last_layer'\] only; set weighting.grad.mode=param",
+            r"weighting.grad.mode in \['param', 'rep', 'last_layer'\] only, got `z`; "
+            r"set weighting.grad.mode=param",
         ),
         (["on_nonfinite=ignore"], r"on_nonfinite must be one of \['raise', 'skip', 'off'\]"),
     ],
@@ -48,6 +51,63 @@ def test_bad_config_fails_before_anything_is_written(fast_config, overrides, mes
     with pytest.raises(ValueError, match=message):
         run(config)
     assert not Path(config.paths.output_dir).exists()
+
+
+@pytest.mark.parametrize("name", sorted(GRAD_METHODS))
+def test_every_gradient_method_passes_the_config_check_in_its_default_mode(fast_config, name):
+    config = fast_config(f"weighting/grad={name}")
+    assert config.weighting.grad.mode in GRAD_METHODS[name].supported_modes()
+    validate_config(config)
+
+
+def test_the_config_check_refuses_exactly_the_modes_a_method_does_not_support(fast_config):
+    """Every registered method × every mode on an architecture with a shared representation: accepted
+    iff the method supports the mode (its ``modes``, less last_layer for methods that do not return task
+    weights, rep alone for RotoGrad), refused with the allowed modes and the key to set."""
+    base = fast_config()
+    refused = {}
+    for name, method in sorted(GRAD_METHODS.items()):
+        for mode in GRAD_MODES:
+            config = base.copy()
+            config.weighting.grad.name, config.weighting.grad.mode = name, mode
+            try:
+                validate_config(config)
+            except ValueError as error:
+                allowed = method.supported_modes()
+                assert f"weighting.grad.mode in {list(allowed)} only" in str(error)
+                assert str(error).endswith(f"set weighting.grad.mode={' or '.join(allowed)}")
+                refused.setdefault(name, []).append(mode)
+    assert refused == {
+        "db_mtl": ["rep", "last_layer"],
+        "graddrop": ["last_layer"],
+        "moco": ["rep", "last_layer"],
+        "rotograd": ["param", "last_layer"],
+        "trimmed_mean": ["last_layer"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["weighting/grad=moco", "weighting.grad.mode=rep"], r"\['param'\] only, got `rep`"),
+        (["weighting/grad=graddrop", "weighting.grad.mode=last_layer"], r"not task weights.*=param or rep$"),
+        (["weighting/grad=rotograd", "weighting.grad.mode=param"], r"transforms the shared representation"),
+    ],
+)
+def test_unsupported_modes_are_refused_with_the_reason(fast_config, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        validate_config(fast_config(*overrides))
+
+
+def test_a_direction_method_in_rep_mode_is_refused_on_multi_input_data(tmp_path):
+    """Office-31 gives every task its own images and z_t: one direction cannot be split over them."""
+    overrides = ["dataset=office31", "weighting/grad=trimmed_mean", "weighting.grad.mode=rep"]
+    message = r"trimmed_mean gives one direction.*multi-input dataset; set weighting.grad.mode=param"
+    with pytest.raises(ValueError, match=message):
+        validate_config(compose_config(overrides, output_dir=tmp_path))
+    validate_config(compose_config([*overrides[:2], "weighting.grad.mode=param"], output_dir=tmp_path))
+    weights = [overrides[0], "weighting/grad=imtl_g", overrides[2]]  # a method returning weights: fine
+    validate_config(compose_config(weights, output_dir=tmp_path))
 
 
 def test_rep_mode_on_architecture_without_shared_representation_is_refused(fast_config, monkeypatch):

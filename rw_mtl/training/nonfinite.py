@@ -105,17 +105,33 @@ class NonFiniteGuard:
     @contextlib.contextmanager
     def keep_state_if_skipped(self, modules: Iterable[nn.Module | None]) -> Iterator[None]:
         """Under ``skip``: the buffers of ``modules`` (the weighting methods' running state) are put back
-        as they were before the block if the step turns out non-finite (a device-side select)."""
-        buffers = [b for module in modules if module is not None for b in module.buffers()]
-        if self.policy != "skip" or not buffers:
+        as they were before the block if the step turns out non-finite (a device-side select).
+
+        A buffer that was empty before the block and has a shape after it was sized during the step
+        (``GradientShapedState``: a [T, D] state that takes G's shape at its first step, as zeros): it
+        keeps its new shape and goes back to zeros, its value before any step."""
+        modules = [module for module in modules if module is not None]
+        if self.policy != "skip":
             yield
             return
-        saved = [b.clone() for b in buffers]
+        saved = {
+            (index, name): buffer.clone()
+            for index, module in enumerate(modules)
+            for name, buffer in module.named_buffers()
+        }
         yield
+        if not saved:
+            return
         bad = self.step_verdict()
         with torch.no_grad():
-            for buffer, before in zip(buffers, saved, strict=True):
-                buffer.copy_(torch.where(bad, before, buffer))
+            for index, module in enumerate(modules):
+                for name, buffer in module.named_buffers():
+                    before = saved.get((index, name))
+                    if before is None:
+                        continue
+                    if before.shape != buffer.shape and before.numel() == 0:
+                        before = torch.zeros_like(buffer)
+                    buffer.copy_(torch.where(bad, before, buffer))
 
     def before_optimizer_step(self, optimizer: torch.optim.Optimizer, step: int) -> bool:
         """Record the step's verdict and arrange for a non-finite step's update to be withheld. Returns

@@ -157,7 +157,52 @@ class GradWeighting(_Weighting):
     @property
     def transforms_representation(self) -> bool:
         """Whether this method defines ``task_representations`` (and so needs rep mode)."""
-        return type(self).task_representations is not GradWeighting.task_representations
+        return type(self)._defines_task_representations()
+
+    @classmethod
+    def _defines_task_representations(cls) -> bool:
+        return cls.task_representations is not GradWeighting.task_representations
+
+    @classmethod
+    def supported_modes(cls) -> tuple[str, ...]:
+        """The ``weighting.grad.mode`` values the method runs in: its declared ``modes``, only ``rep`` for a
+        method with ``task_representations`` (RotoGrad rotates z), and no ``last_layer`` for a method that
+        does not return task weights (the last layer's gradients can only weight the tasks' losses)."""
+        modes = cls.modes
+        if cls._defines_task_representations():
+            modes = tuple(mode for mode in modes if mode == "rep")
+        if cls.produces != WEIGHTS:
+            modes = tuple(mode for mode in modes if mode != "last_layer")
+        return modes
+
+    @classmethod
+    def check_mode(cls, mode: str, name: str | None = None, multi_input: bool = False) -> None:
+        """Refuse a ``weighting.grad.mode`` the method does not run in, naming the allowed ones (``name``:
+        the config name, ``weighting/grad=<name>``; the class name if None). With ``multi_input`` data
+        (every task its own inputs and z_t) a method that returns one direction has no rep mode either:
+        d cannot be split over the tasks' representations."""
+        method = f"weighting/grad={name}" if name is not None else cls.__name__
+        allowed = cls.supported_modes()
+        if mode in allowed and multi_input and mode == "rep" and cls.produces == DIRECTION:
+            raise ValueError(
+                f"{method} gives one direction, which cannot be split over the per-task representations of "
+                "a multi-input dataset; set weighting.grad.mode=param for this dataset"
+            )
+        if mode in allowed:
+            return
+        if cls._defines_task_representations():
+            why = " (it transforms the shared representation z)"
+        elif mode == "last_layer" and cls.produces != WEIGHTS:
+            why = (
+                f" (it gives {cls.produces.replace('_', '-')} results, not task weights, which the last "
+                "shared layer's gradients alone cannot give)"
+            )
+        else:
+            why = ""
+        raise ValueError(
+            f"{method} is defined for weighting.grad.mode in {list(allowed)} only{why}, got `{mode}`; "
+            f"set weighting.grad.mode={' or '.join(allowed)}"
+        )
 
     def _require_losses(self, losses: Tensor | None, why: str) -> Tensor:
         if losses is None:

@@ -23,6 +23,12 @@ M's device, batched over all the vectors u at once, with no host synchronisation
 
 The T×T algebra runs in float64 whatever the gradients' dtype (T ≤ a few dozen: negligible work), as
 quadprog does.
+
+``norm_eps`` is an absolute threshold on trace M = ‖G‖_F², kept as TorchJD defines it (its default 1e-4):
+below it M counts as 0, every constraint holds, and d = Gᵀu unprojected — for G of Frobenius norm below
+1e-2 (gradients scaled by 1e-8, say) UPGrad and DualProj return the preference-weighted gradient even where
+it conflicts with a task. Their direction is therefore not homogeneous in G across that threshold
+(tests/test_grad_properties.py), exactly as TorchJD's.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """Running state shaped like the task gradients G [T, D], whose width D is known only at the first step.
 
-DB-MTL (an average of past task gradients) and ExcessMTL (AdaGrad's accumulated squared gradients) keep
-one [T, D] buffer each. D depends on the mode and the model (θ's size, z's size), so the buffer is created
-empty and takes G's shape the first time G is seen. As a buffer it moves with the method between devices
-and is saved in checkpoints; loading a checkpoint gives it the saved shape first, so a fresh method
-resumes from a trained one's state.
+DB-MTL (an average of past task gradients), ExcessMTL (AdaGrad's accumulated squared gradients) and MoCo
+(its tracked gradients Y) keep one [T, D] buffer each. D depends on the mode and the model (θ's size, z's
+size), so the buffer is created empty and takes G's shape, as zeros, the first time G is seen. As a buffer
+it moves with the method between devices and is saved in checkpoints; loading a checkpoint gives it the
+saved shape first, so a fresh method resumes from a trained one's state. When that first step is skipped
+(``on_nonfinite=skip``) the guard puts the sized buffer back to zeros
+(``NonFiniteGuard.keep_state_if_skipped``).
 """
 
 from __future__ import annotations

@@ -29,13 +29,14 @@ class DB_MTL(GradientShapedState, GradWeighting):  # noqa: N801 — the method's
     with any other loss method λ_t scales task t's contribution to the average before step 3 rebalances
     the magnitudes. The heads keep the loss method's Σ λ_t ℓ_t, as for every gradient method here.
 
-    Parameter gradients only (``mode: param``): an average of per-sample gradients w.r.t. z across
-    different batches has no meaning, and LibMTL refuses ``rep_grad`` too. Defaults ``beta`` = 0.9,
-    ``beta_sigma`` = 0: LibMTL's ``LibMTL/config.py`` (``--DB_beta``, ``--DB_beta_sigma``);
-    ``LibMTL/weighting/DB_MTL.py`` is the reference.
+    Parameter gradients only (``modes``; other modes are refused at the config check): an average of
+    per-sample gradients w.r.t. z across different batches has no meaning, and LibMTL refuses ``rep_grad``
+    too. Defaults ``beta`` = 0.9, ``beta_sigma`` = 0: LibMTL's ``LibMTL/config.py`` (``--DB_beta``,
+    ``--DB_beta_sigma``); ``LibMTL/weighting/DB_MTL.py`` is the reference.
     """
 
     produces = DIRECTION
+    modes = ("param",)
     gradient_shaped = ("gradient_average",)
 
     def __init__(self, task_num: int, beta: float = 0.9, beta_sigma: float = 0.0) -> None:
@@ -51,11 +52,6 @@ class DB_MTL(GradientShapedState, GradWeighting):  # noqa: N801 — the method's
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
     def combine(self, grads: TaskGradients, losses: Tensor | None) -> Combination:
-        if grads.sample_shape is not None:
-            raise ValueError(
-                "DB_MTL averages task gradients over steps, which needs the parameters' gradients; "
-                "set weighting.grad.mode=param"
-            )
         losses = self._require_losses(losses, "the gradients of log ℓ_t")
         matrix = grads.matrix
         log_gradients = matrix / (losses.to(matrix.dtype) + _EPS)[:, None]

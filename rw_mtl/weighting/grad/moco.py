@@ -8,10 +8,11 @@ import torch
 from torch import Tensor
 
 from rw_mtl.weighting.base import GradWeighting
+from rw_mtl.weighting.gradient_state import GradientShapedState
 from rw_mtl.weighting.interface import DIRECTION, Combination, TaskGradients
 
 
-class MoCo(GradWeighting):
+class MoCo(GradientShapedState, GradWeighting):
     """d = Yᵀ λ, with Y ∈ R^{T×D} tracking the task gradients and λ the MGDA weights of Y, both updated
     once per step k (their Algorithm 1, as LibMTL's ``MoCo.py`` implements it from the authors' code):
 
@@ -29,7 +30,12 @@ class MoCo(GradWeighting):
     the same reason it runs on θ only (``modes``): in rep mode a row of G holds the gradients of this
     step's samples, which share nothing with the previous steps' samples that Y averages (LibMTL refuses
     rep gradients too). It returns a direction, so it cannot run in last_layer mode either. Y, λ and k are
-    buffers (in checkpoints, restored when a step is skipped; Y takes G's shape at the first step).
+    buffers (in checkpoints, restored when a step is skipped); Y is a ``GradientShapedState``, zeros of
+    G's shape from the first step on.
+
+    MoCo is equivariant in the tasks: h_t depends on task t's gradient and loss only, and the updates of
+    Y and λ commute with a permutation P of the tasks (P Y Yᵀ Pᵀ P λ = P Y Yᵀ λ, and the softmax is
+    symmetric), so tasks given in another order give Y and λ in that order and the same d.
 
     With a loss method, g_t = ∇(λ_t ℓ_t) and the normalisation removes λ_t's scale; h_t is therefore
     scaled by ℓ_t λ_t / mean(λ) (``TaskGradients.loss_weights``): equal weights of any scale (EW: λ_t = 1)
@@ -38,6 +44,7 @@ class MoCo(GradWeighting):
 
     produces: ClassVar[str] = DIRECTION
     modes: ClassVar[tuple[str, ...]] = ("param",)
+    gradient_shaped = ("tracked",)
 
     def __init__(
         self,
@@ -57,7 +64,7 @@ class MoCo(GradWeighting):
             )
         self.beta, self.beta_sigma = float(beta), float(beta_sigma)
         self.gamma, self.gamma_sigma, self.rho = float(gamma), float(gamma_sigma), float(rho)
-        self.register_buffer("tracked", torch.zeros(0))
+        self._register_gradient_shaped()
         self.register_buffer("lambd", torch.full((task_num,), 1.0 / task_num))
         self.register_buffer("step", torch.zeros(()))
 
@@ -69,28 +76,15 @@ class MoCo(GradWeighting):
             weights = grads.loss_weights.to(matrix.dtype)
             scale = scale * weights / weights.mean().clamp_min(1e-12)
         normalised = matrix / (matrix.norm(dim=1, keepdim=True) + 1e-8) * scale[:, None]
-        if self.tracked.numel() == 0:
-            self.tracked = torch.zeros_like(normalised)
-        elif self.tracked.shape != normalised.shape:
-            raise ValueError(
-                f"MoCo tracks gradients of shape {tuple(self.tracked.shape)} but got {tuple(matrix.shape)}: "
-                "the shared parameters changed; build a new method"
-            )
+        tracked = self._gradient_shaped("tracked", normalised)
         self.step.add_(1)
         beta = self.beta / self.step.pow(self.beta_sigma)
         gamma = self.gamma / self.step.pow(self.gamma_sigma)
-        tracked = self.tracked.to(matrix.dtype)
-        tracked = tracked - beta.to(matrix.dtype) * (tracked - normalised)
+        updated = tracked.to(matrix.dtype)
+        updated = updated - beta.to(matrix.dtype) * (updated - normalised)
         lambd = self.lambd.to(matrix.dtype)
-        mixing = tracked @ tracked.T + self.rho * torch.eye(self.task_num, device=matrix.device)
+        mixing = updated @ updated.T + self.rho * torch.eye(self.task_num, device=matrix.device)
         lambd = torch.softmax(lambd - gamma.to(matrix.dtype) * (mixing.to(matrix.dtype) @ lambd), dim=0)
-        self.tracked.copy_(tracked)
+        tracked.copy_(updated)
         self.lambd.copy_(lambd)
-        return Combination(direction=lambd @ tracked)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        """Y is sized at the first step: take the checkpoint's shape before loading it."""
-        saved = state_dict.get(prefix + "tracked")
-        if saved is not None and saved.shape != self.tracked.shape:
-            self.tracked = torch.zeros_like(saved, device=self.tracked.device, dtype=self.tracked.dtype)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        return Combination(direction=lambd @ updated)

@@ -29,7 +29,11 @@ class NashMTL(GramWeighting):
 
     Where no solution exists (a non-negative combination of the gradients vanishes: opposite or zero
     gradients, a Pareto-stationary point), α grows along that combination for ``optim_niter`` steps and d
-    tends to 0 — TorchJD's solver fails there and keeps its previous α. Runs on θ (``mode: param``; LibMTL
+    tends to 0 — TorchJD's solver fails there and keeps its previous α. Where every gradient is zero
+    (M = 0: a step where every task's λ_t was drawn 0, or every loss is flat) no α solves the system and
+    d = 0 for any α: the previous α is kept (1 before the first solve), as the references' solver-failure
+    path keeps it, so the weights stay finite and d is exactly 0. (LibMTL's and TorchJD's code never gets
+    there: M / ‖M‖_F is NaN and cvxpy rejects it with a ValueError.) Runs on θ (``mode: param``; LibMTL
     refuses rep mode for it, here any mode works).
     """
 
@@ -53,7 +57,7 @@ class NashMTL(GramWeighting):
 
     def gram_weights(self, gram: Tensor, losses: Tensor | None) -> Tensor:
         if self._calls % self.update_weights_every == 0:
-            self.alpha.copy_(bargaining_weights(gram, self.optim_niter))
+            self.alpha.copy_(bargaining_weights(gram, self.optim_niter, previous=self.alpha))
         self._calls += 1
         alpha = self.alpha
         if self.max_norm > 0:
@@ -62,12 +66,15 @@ class NashMTL(GramWeighting):
         return alpha.to(gram.dtype)
 
 
-def bargaining_weights(gram: Tensor, iterations: int = 20) -> Tensor:
+def bargaining_weights(gram: Tensor, iterations: int = 20, previous: Tensor | None = None) -> Tensor:
     """α > 0 with α ⊙ (M α) = 1 for the Gram matrix M (``gram`` [T, T]): float64, on M's device.
 
     Newton's method on f(α) = ½ αᵀM̂α − Σ log α (M̂ = M / ‖M‖_F), in the scaled variable y = α ⊘ α_k, where
     the Newton system (D M̂ D + I) Δy = α ⊙ M̂α − 1 (D = diag α_k) stays well conditioned however large or
     small α becomes; α ← α ⊙ (1 − t Δy) with t the best of 1, ½, …, 2⁻¹¹ (f evaluated for all at once).
+
+    For M = 0 (‖M‖_F = 0) the system has no solution: ``previous`` (ones if None) is returned instead,
+    selected on the device (no host sync).
     """
     task_num = gram.shape[0]
     exact = gram.to(torch.float64)
@@ -90,4 +97,7 @@ def bargaining_weights(gram: Tensor, iterations: int = 20) -> Tensor:
         objective = 0.5 * torch.einsum("ji,ik,jk->j", safe, scaled, safe) - safe.log().sum(dim=1)
         objective = torch.where(feasible, objective, torch.inf)
         alpha = safe.index_select(0, objective.argmin().reshape(1))[0]
-    return alpha / frobenius.clamp_min(torch.finfo(torch.float64).tiny).sqrt()
+    fallback = torch.ones_like(alpha) if previous is None else previous.to(alpha)
+    return torch.where(
+        frobenius > 0, alpha / frobenius.clamp_min(torch.finfo(torch.float64).tiny).sqrt(), fallback
+    )
