@@ -84,6 +84,8 @@ def test_same_seed_same_weights():
     first = get("rlw")(3).weights(torch.ones(3))
     torch.manual_seed(7)
     torch.testing.assert_close(get("rlw")(3).weights(torch.ones(3)), first)
+    torch.manual_seed(8)
+    assert not torch.allclose(get("rlw")(3).weights(torch.ones(3)), first)  # the seed is what fixed them
 
 
 def test_the_authors_code_variants_of_fig1_samplers():
