@@ -179,9 +179,8 @@ def test_bf16_mixed_gradient_methods_learn_as_in_float32(train, untrained, name)
     """bf16-mixed autocast runs the model in bfloat16, but G and the method's Gram/simplex algebra stay in
     float32 (a bf16 Gram matrix cannot even be solved on CPU): the run learns as well as in float32."""
     bf16 = train(*BF16_RUNS[name], "trainer.precision=bf16-mixed")[1]
-    fp32 = train(*BF16_RUNS[name])[
-        1
-    ]  # modo-param: the run test_short_run_learns_and_writes_results[modo] has
+    # modo-param's float32 run is the one test_short_run_learns_and_writes_results[modo] checks
+    fp32 = train(*BF16_RUNS[name])[1]
     assert_every_task_learned(bf16, untrained, splits=("test",))
     assert_every_task_learned(fp32, untrained, splits=("test",))
     mean = {
