@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from functools import partial
+from functools import cache, partial
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,9 @@ from rw_mtl.nets.digits_cnn import DigitsCNN
 from rw_mtl.nets.heads import mlp_head
 from rw_mtl.nets.resnet import TimmResNet
 from rw_mtl.train import run
+
+from .conftest import FAST, compose_config
+from .recompute import assert_beats_untrained, untrained_metrics
 
 ARCHS = [HPS, CrossStitch, MTAN, NDDRCNN]
 TASKS = {"a": 10, "b": 4, "c": 2}
@@ -127,17 +131,27 @@ def test_nddr_layer_initial_projection():
     assert layer([x.flatten(1)[:, :3], y.flatten(1)[:, :3]])[0].shape == (4, 3)  # vectors as well
 
 
+SMALL_RUN = ["trainer.max_epochs=2", "dataset.datamodule.train_size=1500"]
+
+
+@cache
+def untrained_test_metrics(arch: str) -> dict:
+    """The test metrics of the model a SMALL_RUN of ``arch`` starts from: the same for every weighting
+    (rw_mtl/build.py builds the architecture first)."""
+    return untrained_metrics(compose_config([*FAST, f"arch={arch}", *SMALL_RUN], output_dir=Path("unused")))
+
+
 @pytest.mark.parametrize("arch", ["cross_stitch", "mtan", "nddr_cnn"])
 @pytest.mark.parametrize(
     "weighting", [["weighting/loss=rlw"], ["weighting/loss=rlw", "weighting/grad=cagrad"]]
 )
 def test_architecture_trains_with_loss_and_gradient_methods(fast_config, arch, weighting):
-    results = run(
-        fast_config(f"arch={arch}", *weighting, "trainer.max_epochs=2", "dataset.datamodule.train_size=1500")
-    )
+    results = run(fast_config(f"arch={arch}", *weighting, *SMALL_RUN))
     assert results["arch"] == arch
-    accuracies = [m["acc"] for m in results["metrics"]["test"].values()]
-    assert sum(accuracies) / 3 > 15.0, accuracies
+    # it beats the seed's untrained model on every task, as tests/test_train.py's runs do (measured on CPU
+    # with RLW: cross_stitch and mtan gain > 5 points on every task over untrained test accuracies of
+    # 14.1/5.5/9.4 and 14.1/7.8/10.2 %; at lr = 0 the mean gain is ≤ 1)
+    assert_beats_untrained(results["metrics"]["test"], untrained_test_metrics(arch), mean=5.0, task=3.0)
 
 
 @pytest.mark.parametrize("arch", ["cross_stitch", "mtan", "nddr_cnn"])

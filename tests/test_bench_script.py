@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from rw_mtl.weighting import get
+
 BENCH = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "bench_step.py"))
 
 
@@ -23,6 +25,11 @@ def test_presets_build_their_model_for_every_method(preset, method):
     module = BENCH["build_module"](BENCH["_config"](spec, method, []), tasks)
     batch = spec["batch"]()
     assert set(batch["targets"]) == set(tasks) == set(module.task_names)
+    loss, _, grad = method.partition("+")
+    grad, _, mode = grad.partition("@")
+    assert type(module.loss_weighting) is get(loss)
+    assert type(module.grad_weighting) is (get(grad) if grad else type(None))
+    assert module.grad_mode == (mode or {"": "param", "rotograd": "rep"}[grad])  # none.yaml, rotograd.yaml
     if preset == "celeba40":
         assert len(tasks) == 40 and batch["inputs"].shape == (256, 3, 64, 64)
         assert module.arch.encoder.out_features == 512  # ResNet-18's pooled features
@@ -63,9 +70,23 @@ def test_methods_with_extra_batches_draw_them_from_the_fit_loader(capsys):
     assert "| ew+sdmgrad | " in table and "| ew+modo@rep | " in table
 
 
-def test_methods_bench_prints_every_method(capsys):
+def test_methods_bench_prints_every_method(capsys, monkeypatch):
+    """Every default method is timed (its aggregate runs) and gets one row: its median time and its ratio to
+    pcgrad's. The clock is replaced by known times (method i: i + 1 ms, so row i reads i + 1 and × (i + 1))
+    — the baseline's own 1.00 alone would not show a wrong ratio."""
     bench = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "bench_methods.py"))
+    methods = bench["DEFAULT_METHODS"]
+    measure = bench["main"].__globals__["time_aggregate"]
+    timed = []
+
+    def known_times(name, grads, repeats, clock):
+        timed.append((name, len(measure(name, grads, repeats, clock))))
+        return [(methods.index(name) + 1) / 1000, 1.0, 0.0][:repeats]  # the median: (i + 1) ms
+
+    monkeypatch.setitem(bench["main"].__globals__, "time_aggregate", known_times)
     assert bench["main"](["--tasks", "3", "--dim", "50", "--repeats", "1", "--clock", "cpu"]) == 0
-    table = capsys.readouterr().out
-    assert "| pcgrad | " in table and "| 1.00 |" in table
-    assert all(f"| {name} |" in table for name in bench["DEFAULT_METHODS"])
+    assert timed == [(name, 1) for name in methods] and methods[0] == "pcgrad"
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line for line in lines if line.startswith("| ") and "---" not in line]
+    assert rows[0] == "| method | ms per call | × pcgrad |"
+    assert rows[1:] == [f"| {name} | {i + 1}.0 | {i + 1}.00 |" for i, name in enumerate(methods)]

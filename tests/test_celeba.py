@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from rw_mtl.data.celeba import CelebADataModule
 from rw_mtl.data.files import DatasetError
@@ -32,9 +35,11 @@ def test_labels_and_images_are_read_as_released(tmp_path):
     datamodule = CelebADataModule(str(root), num_workers=0)
     assert [len(datamodule.splits[s]) for s in ("train", "val", "test")] == [6, 3, 3]
     sample = datamodule.splits["train"][0]
-    assert (
-        sample["inputs"].shape == (3, 64, 64) and 0 <= sample["inputs"].min() <= sample["inputs"].max() <= 1
-    )
+    # the first listed file, RGB, resized to 64 × 64 (bilinear) and scaled to [0, 1], channels first
+    with Image.open(root / "img_align_celeba" / "000001.jpg") as image:
+        pixels = np.asarray(image.convert("RGB").resize((64, 64), Image.BILINEAR), dtype=np.float32)
+    assert sample["inputs"].shape == (3, 64, 64)
+    torch.testing.assert_close(sample["inputs"], torch.from_numpy(pixels / 255).permute(2, 0, 1))
     first_line = (root / "list_attr_celeba.txt").read_text().splitlines()[2].split()
     assert [int(sample["targets"][f"Attr_{i}"]) for i in range(40)] == [int(v == "1") for v in first_line[1:]]
 

@@ -1,8 +1,11 @@
 """Details of the weighting contracts, the embedded benchmark and the report that mutation testing (`make
 mutate`, docs/testing.md) showed no test pinned down: error messages that name the fix, dtypes that follow
-the inputs, views and offsets, determinism of the data seed, the W&B upload of a report."""
+the inputs, views and offsets, determinism of the data seed, constructor defaults = config files."""
 
 from __future__ import annotations
+
+import inspect
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,7 +37,7 @@ def test_loss_methods_name_the_task_count_they_were_built_for(name):
 
 @pytest.mark.parametrize(("name", "total"), [("ew", 3.0), ("rlw", 1.0), ("moml", 1.0)])
 def test_fixed_weights_follow_the_losses_dtype_and_carry_no_gradient(name, total):
-    """EW's weights sum to T (LibMTL's scale, its default), RLW's and MOML's to one."""
+    """EW's default weight_sum (ew.yaml: tasks): λ_t = 1, Σλ = T; RLW's draws, MOML's softmax sum to 1."""
     losses = torch.ones(3, dtype=torch.float64, requires_grad=True)
     weights = get(name)(3).weights(losses)
     assert weights.dtype == torch.float64 and not weights.requires_grad
@@ -178,4 +181,126 @@ def test_data_seed_fixes_the_composites():
     assert torch.equal(inputs(3), inputs(3)) and not torch.equal(inputs(3), inputs(4))
 
 
-# ---------------------------------------------------------------------------------------- the report
+# ------------------------------------------------------------------------------ constructor arguments
+def _yaml_hparams(kind: str, name: str) -> dict:
+    import yaml
+
+    from rw_mtl.resources import CONFIG_DIR
+
+    text = (Path(CONFIG_DIR) / "weighting" / kind / f"{name}.yaml").read_text()
+    return yaml.safe_load(text).get("hparams") or {}
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [("loss", n) for n in LOSS_METHODS]
+    + [
+        ("grad", n)
+        for n in [
+            "rgw",
+            "mgda_ub",
+            "gradnorm",
+            "pcgrad",
+            "graddrop",
+            "imtl_g",
+            "gradvac",
+            "cagrad",
+            "rotograd",
+        ]
+    ],
+)
+def test_constructor_defaults_are_the_config_files(kind, name):
+    """A method built without arguments is the method of its YAML file: every hparam the YAML names is a
+    constructor argument with the YAML's value as its default."""
+    defaults = {
+        key: parameter.default
+        for key, parameter in inspect.signature(get(name).__init__).parameters.items()
+        if key not in ("self", "task_num")
+    }
+    expected = _yaml_hparams(kind, name)
+    assert set(expected) <= set(defaults), f"{name}: YAML hparams the constructor lacks"
+    assert {key: defaults[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "message"),
+    [
+        (
+            "cagrad",
+            {"c": -0.1},
+            r"CAGrad needs c >= 0 and rescale in \(0, 1, 2\) \(rw_mtl/conf/weighting/grad/cagrad"
+            r".yaml\), got c=-0.1, rescale=1",
+        ),
+        ("cagrad", {"rescale": 3}, r"got c=0.5, rescale=3"),
+        (
+            "graddrop",
+            {"leak": 1.5},
+            r"GradDrop leak must be in \[0, 1\] \(rw_mtl/conf/weighting/grad/graddrop.yaml\), got 1.5",
+        ),
+        ("graddrop", {"leak": -0.5}, r"got -0.5"),
+        (
+            "gradvac",
+            {"beta": 1.5},
+            r"GradVac beta must be in \[0, 1\] \(rw_mtl/conf/weighting/grad/gradvac.yaml\), got 1.5",
+        ),
+        (
+            "dwa",
+            {"temperature": 0.0},
+            r"DWA needs temperature > 0 and weight_sum in \('tasks', 'one'\) "
+            r"\(rw_mtl/conf/weighting/loss/dwa.yaml\), got 0.0, 'tasks'",
+        ),
+        ("dwa", {"weight_sum": "all"}, r"\(rw_mtl/conf/weighting/loss/dwa.yaml\), got 2.0, 'all'"),
+        (
+            "ew",
+            {"weight_sum": "all"},
+            r"EW: weighting.loss.hparams.weight_sum must be one of \('tasks', 'one'\) "
+            r"\(rw_mtl/conf/weighting/loss/ew.yaml\), got 'all'",
+        ),
+        (
+            "rotograd",
+            {"rotation_size": 0},
+            r"rotation_size must be null \(every channel\) or >= 1 "
+            r"\(rw_mtl/conf/weighting/grad/rotograd.yaml\), got 0",
+        ),
+        ("rlw", {"distribution": "gauss"}, r"weighting.loss.hparams.distribution \(RLW\)"),
+    ],
+)
+def test_bad_hparams_name_the_config_file(name, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        get(name)(2, **arguments)
+
+
+def test_boundary_hparams_are_accepted():
+    assert get("graddrop")(2, leak=1.0).leak == 1.0 and get("gradvac")(2, beta=0.0).beta == 0.0
+    assert (
+        get("cagrad")(2, c=0.0, rescale=2).rescale == 2
+        and get("rotograd")(2, rotation_size=1).rotation_size == 1
+    )
+    assert get("rlw")(2, distribution="dirichlet").distribution == "dirichlet"
+
+
+@pytest.mark.parametrize("name", ["gradnorm", "mgda_ub"])
+def test_methods_reading_losses_check_them(name):
+    arguments = {"normalization": "loss"} if name == "mgda_ub" else {}
+    with pytest.raises(
+        ValueError, match=rf"{type(get(name)(2, **arguments)).__name__} needs the per-task losses"
+    ):
+        get(name)(2, **arguments).aggregate(torch.eye(2))
+    with pytest.raises(ValueError, match="built for 2 tasks but got losses for 3 tasks"):
+        get(name)(2, **arguments).aggregate(torch.eye(2), torch.ones(3))
+
+
+def test_dwa_checks_epoch_losses_and_follows_the_losses_dtype():
+    method = get("dwa")(2)
+    with pytest.raises(ValueError, match="built for 2 tasks but got epoch losses for 3 tasks"):
+        method.epoch_end(torch.ones(3))
+    method.epoch_end(T([2.0, 1.0], dtype=torch.float64))
+    method.epoch_end(T([1.0, 1.0], dtype=torch.float64))
+    weights = method.weights(torch.ones(2, dtype=torch.float64))
+    assert weights.dtype == torch.float64 and method.epochs_seen.dtype == torch.long
+    # dwa.yaml: weight_sum tasks (λ = T · softmax(r / temperature)), temperature 2; r = L(k−1) / L(k−2)
+    torch.testing.assert_close(weights, 2 * torch.softmax(T([0.5, 1.0], dtype=torch.float64) / 2, dim=0))
+
+
+def test_rlw_draws_in_the_losses_dtype():
+    assert get("rlw")(3).weights(torch.ones(3, dtype=torch.float64)).dtype == torch.float64

@@ -26,6 +26,7 @@ from rw_mtl.nets.resnet import TimmResNet
 from rw_mtl.train import run
 
 from .conftest import compose_config
+from .recompute import assert_beats_untrained, untrained_metrics
 from .test_module import ONE_BATCH, applied_update, expected_gradients, one_step
 
 TASKS = {"a": 10, "b": 4, "c": 2}
@@ -243,7 +244,9 @@ HPARAMS = {
 
 
 @pytest.mark.parametrize("case", HPARAMS)
-def test_every_hyperparameter_changes_the_output(case):
+def test_expert_counts_and_k_change_the_output(case):
+    """The gated architectures' counts (experts, DSelect-k's k) change exactly the tasks they feed; γ,
+    entropy_reg and LTB's hyperparameters have their own tests below and above."""
     cls, options, changed_tasks = HPARAMS[case]
     images = torch.randn(4, *DIGITS)
     default, changed = digits_arch(cls).eval()(images), digits_arch(cls, **options).eval()(images)
@@ -446,16 +449,17 @@ def test_dselect_k_penalty_trains_the_gates_only(fast_config, grad):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_architecture_trains_with_ew_and_pcgrad_in_param_mode(fast_config, arch):
-    results = run(
-        fast_config(
-            f"arch={arch}",
-            "weighting/loss=ew",
-            "weighting/grad=pcgrad",
-            "weighting.grad.mode=param",
-            "trainer.max_epochs=2",
-            "dataset.datamodule.train_size=1500",
-        )
+    config = fast_config(
+        f"arch={arch}",
+        "weighting/loss=ew",
+        "weighting/grad=pcgrad",
+        "weighting.grad.mode=param",
+        "trainer.max_epochs=2",
+        "dataset.datamodule.train_size=1500",
     )
+    results = run(config)
     assert results["arch"] == arch
-    accuracies = [m["acc"] for m in results["metrics"]["test"].values()]
-    assert sum(accuracies) / 3 > 15.0, accuracies
+    # it beats the seed's untrained model on every task, as tests/test_train.py's runs do (measured on CPU,
+    # test % for digit0/1/2: MMoE 56.2/35.2/49.2 from untrained 7.0/13.3/14.1, CGC 56.2/57.8/49.2 from
+    # 7.0/8.6/5.5; at lr = 0 the mean gain is ≤ 1)
+    assert_beats_untrained(results["metrics"]["test"], untrained_metrics(config), mean=5.0, task=3.0)

@@ -48,6 +48,18 @@ def test_office_trains_every_kind_of_weighting(tmp_path, weighting):
     reported = results["metrics"]["test_at_best_val"]
     assert_reported_metrics_are_the_checkpoints(results, config)
     assert {m["acc"] for m in reported.values()} <= {0.0, 50.0, 100.0}
+    # it trained: the last checkpoint's shared encoder and every domain's head moved from the seed's model
+    L.seed_everything(config.seed)
+    datamodule = build_datamodule(config)
+    initial = dict(build_module(config, datamodule.tasks, multi_input=True).named_parameters())
+    last = Path(config.paths.output_dir) / "checkpoints" / "last.ckpt"
+    trained = torch.load(last, map_location="cpu", weights_only=False)["state_dict"]
+    moved = {
+        key for key, value in initial.items() if not torch.equal(value, trained[key])
+    }  # not BN's buffers
+    assert any(key.startswith("arch.encoder.") for key in moved), sorted(moved)
+    for domain in ("amazon", "dslr", "webcam"):
+        assert any(key.startswith(f"arch.heads.{domain}.") for key in moved), (domain, sorted(moved))
 
 
 def test_office_home_config(tmp_path):

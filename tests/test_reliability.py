@@ -17,6 +17,7 @@ from rw_mtl.train import run
 from rw_mtl.weighting.registry import GRAD_METHODS
 
 from .conftest import FAST_TRAINER, compose_config
+from .recompute import assert_beats_untrained, untrained_metrics
 
 
 # ------------------------------------------------------------------------------------------ bad configs
@@ -186,10 +187,12 @@ def test_nonfinite_loss_stops_with_task_and_step(fast_config, monkeypatch):
 
 def test_nonfinite_loss_skipped_on_request(fast_config, monkeypatch):
     _poison(monkeypatch, "digit1", at_call=3)
-    results = run(fast_config("on_nonfinite=skip"))
+    config = fast_config("on_nonfinite=skip")
+    results = run(config)
     assert results["skipped_steps"] == 1
-    accuracies = [metrics["acc"] for metrics in results["metrics"]["test"].values()]
-    assert sum(accuracies) / 3 > 18, accuracies  # training went on past the skipped step (chance: 10%)
+    # training went on past the skipped step: it beats the seed's untrained model as tests/test_train.py's
+    # runs do (measured on CPU, % for digit0/1/2: untrained 12.5/9.4/15.6, this run 48.4/34.4/21.9)
+    assert_beats_untrained(results["metrics"]["test"], untrained_metrics(config), mean=5.0, task=3.0)
 
 
 def test_nonfinite_gradient_never_reaches_the_solver(fast_config, monkeypatch):

@@ -11,7 +11,8 @@ import pytest
 
 from rw_mtl.train import run
 
-from .conftest import FAST
+from .conftest import FAST, compose_config
+from .recompute import assert_beats_untrained, untrained_metrics
 
 WEIGHTINGS = {
     "ew": ["weighting/loss=ew"],
@@ -56,10 +57,59 @@ WEIGHTINGS = {
 }
 
 
+# A trained run beats the model it started from (seed 0, before any step: fixture ``untrained``): on every
+# split its mean accuracy gain over the tasks exceeds MEAN_LEARNED points, and on the test split (128
+# images, the final and the best-validation model) every task's gain exceeds TASK_LEARNED.
+# Measured on CPU, seed 0, test accuracies in % for digit0/1/2 — untrained 12.5/9.4/15.6 (val
+# 10.9/12.5/11.7); trained: RLW-Bernoulli 40.6/42.2/33.6, MGDA-UB 39.8/41.4/44.5, DWA + MGDA-UB
+# 31.2/47.7/41.4, RotoGrad 61.7/46.9/69.5, GradDrop 26.6/28.9/39.8, Auto-λ 50.0/30.5/38.3; the smallest task
+# gain seen, 6.3, is RLW's digit2 (48.4/34.4/21.9, tests/test_reliability.py).
+# Broken learning stays below both: two full epochs at lr = 0 reach test 18.0/9.4/10.2, val 8.6/13.3/7.8
+# (mean gains ≤ 1.0, smallest task gain 0); digit2's loss detached: EW's digit2 reads test 7.8 (gain −7.8),
+# c-Bernoulli RLW's 11.7 (−3.9).
+MEAN_LEARNED, TASK_LEARNED = 5.0, 3.0
+# Constrained Bernoulli RLW trains one task per step (Section 5.4): two epochs leave digit1 unlearned (test
+# 25.8/12.5/26.6, val 46.1/9.4/17.2: gains 3.1 and −3.1), so only its mean gain is checked (test 9.1, val
+# 12.5).
+MEAN_ONLY = {"rlw-c-bernoulli"}
+
+
+@pytest.fixture(scope="module")
+def train(tmp_path_factory):
+    """Factory: the results (and config) of one FAST run of ``overrides``, trained once per module and shared
+    by the tests that need the same run."""
+    runs = {}
+
+    def trained(*overrides: str):
+        if overrides not in runs:
+            config = compose_config([*FAST, *overrides], output_dir=tmp_path_factory.mktemp("run") / "run")
+            runs[overrides] = config, run(config)
+        return runs[overrides]
+
+    return trained
+
+
+@pytest.fixture(scope="module")
+def untrained() -> dict:
+    """split → task → metrics of the model every FAST run starts from (seed 0), before any step."""
+    config = compose_config(FAST, output_dir=Path("unused"))
+    return {split: untrained_metrics(config, split) for split in ("test", "val")}
+
+
+def assert_every_task_learned(
+    results: dict, untrained: dict, splits=("test", "test_at_best_val", "val_at_best"), mean_only=False
+):
+    """The run's accuracy gains over the untrained model (same seed, same split): their mean exceeds
+    MEAN_LEARNED on each split; each task's exceeds TASK_LEARNED on the test split (unless ``mean_only``)."""
+    for split in splits:
+        reference = untrained["val" if split == "val_at_best" else "test"]
+        task = None if mean_only or split == "val_at_best" else TASK_LEARNED
+        assert_beats_untrained(results["metrics"][split], reference, MEAN_LEARNED, task)
+
+
 @pytest.mark.parametrize("name", sorted(WEIGHTINGS))
-def test_short_run_learns_and_writes_results(fast_config, name):
-    config = fast_config(*WEIGHTINGS[name])
-    results = run(config)
+def test_short_run_learns_and_writes_results(train, untrained, name):
+    config, results = train(*WEIGHTINGS[name])
 
     written = json.loads((Path(config.paths.output_dir) / "results.json").read_text())
     assert written == json.loads(json.dumps(results))
@@ -72,23 +122,19 @@ def test_short_run_learns_and_writes_results(fast_config, name):
     assert [entry["epoch"] for entry in written["val_history"]] == list(range(epochs))
     assert written["best_epoch"] in range(epochs)
     assert set(written["tasks"]) == {"digit0", "digit1", "digit2"}
-    for split in ("test", "test_at_best_val", "val_at_best"):
-        accuracies = [written["metrics"][split][task]["acc"] for task in ("digit0", "digit1", "digit2")]
-        # 10 classes: chance is 10%. Two short epochs learn well above it, even c-Bernoulli, which trains
-        # one task per step and is the slowest (Section 5.4).
-        assert sum(accuracies) / 3 > 18.0, (split, accuracies)
+    assert_every_task_learned(written, untrained, mean_only=name in MEAN_ONLY)
 
 
-def test_ew_learns_the_tasks(fast_config):
-    results = run(fast_config("weighting/loss=ew"))
+def test_ew_learns_the_tasks(train):
+    results = train("weighting/loss=ew")[1]  # the run test_short_run_learns_and_writes_results[ew] checks
     accuracies = [metrics["acc"] for metrics in results["metrics"]["test"].values()]
-    assert sum(accuracies) / 3 > 45.0, accuracies
+    assert sum(accuracies) / 3 > 45.0, accuracies  # the untrained model's mean: 12.5
     assert results["val_history"][1]["score"] > results["val_history"][0]["score"]
 
 
-def test_same_seed_same_metrics(fast_config):
-    first = run(fast_config("weighting/loss=rlw", run="a"))
-    second = run(fast_config("weighting/loss=rlw", run="b"))
+def test_same_seed_same_metrics(train, fast_config):
+    first = train("weighting/loss=rlw")[1]
+    second = run(fast_config("weighting/loss=rlw"))
     assert first["metrics"] == second["metrics"]
     assert first["val_history"] == second["val_history"]
 
@@ -129,14 +175,17 @@ BF16_RUNS = {
 
 
 @pytest.mark.parametrize("name", sorted(BF16_RUNS))
-def test_bf16_mixed_gradient_methods_learn_as_in_float32(fast_config, name):
+def test_bf16_mixed_gradient_methods_learn_as_in_float32(train, untrained, name):
     """bf16-mixed autocast runs the model in bfloat16, but G and the method's Gram/simplex algebra stay in
     float32 (a bf16 Gram matrix cannot even be solved on CPU): the run learns as well as in float32."""
-    bf16 = run(fast_config(*BF16_RUNS[name], "trainer.precision=bf16-mixed", run="bf16"))
-    fp32 = run(fast_config(*BF16_RUNS[name], run="fp32"))
+    bf16 = train(*BF16_RUNS[name], "trainer.precision=bf16-mixed")[1]
+    # modo-param's float32 run is the one test_short_run_learns_and_writes_results[modo] checks
+    fp32 = train(*BF16_RUNS[name])[1]
+    assert_every_task_learned(bf16, untrained, splits=("test",))
+    assert_every_task_learned(fp32, untrained, splits=("test",))
     mean = {
         label: sum(m["acc"] for m in results["metrics"]["test"].values()) / 3
         for label, results in (("bf16", bf16), ("fp32", fp32))
     }
-    # both learn (chance is 10 %) and bf16 is at most 8 points below float32 of the same config and seed
-    assert min(mean.values()) > 20.0 and mean["bf16"] > mean["fp32"] - 8.0, mean
+    # bf16 is at most 8 points below float32 of the same config and seed
+    assert mean["bf16"] > mean["fp32"] - 8.0, mean
