@@ -1,0 +1,256 @@
+"""The report's every printed character, on one hand-checked NYUv2-like sweep (fast: no figures written).
+
+Written against the surviving mutants of ``make mutate`` (docs/testing.md): the other report tests read
+single cells; these compare whole tables, so a changed mark, decimal, separator, escape or order fails.
+
+The sweep: 3 metrics (mIoU ↑, pixel accuracy ↑, abs err ↓), two seeds each of EW, UW, RLW, CAGrad and
+RGW on HPS, one EW seed on MTAN. Hand-checked numbers (Δp against EW's mean 51.00 / 0.7100 / 0.4200):
+
+- UW seed 0: segmentation (0 + 0) / 2, depth −(0.41 − 0.42) / 0.42 = 2.381 %, Δp = 1.190 %; seed 1:
+  segmentation (2/51 + 0.02/0.71) / 2 = 3.369 %, depth 7.143 %, Δp = 5.256 %; mean 3.22, std 2.87;
+- RLW seeds: −0.214 %, 3.437 %: UW − RLW per seed 1.405, 1.819: mean 1.61, sd 0.293, the 95 % t-interval
+  1.61 ± 12.706 · 0.293 / √2 = [−1.02, +4.24]: indistinguishable;
+- MTAN's EW: segmentation (−3/51 − 0.05/0.71) / 2 = −6.462 %, depth −7.143 %: Δp −6.80 %;
+- marks: UW is best of the loss block in every column (*), CAGrad of the gradient block (†) and overall
+  (bold); EW belongs to no block; a block of one row (the paper's RGW) gets no mark.
+"""
+
+# ruff: noqa: E501 (the expected tables are whole lines of the report)
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from rw_mtl.report.document import GROUPING, build, litmus_json
+from rw_mtl.report.tables import render_csv, render_latex, table_records
+from rw_mtl.results import write_json_atomic
+
+DIRECTIONS = {"segmentation": {"miou": True, "pix_acc": True}, "depth": {"abs_err": False}}
+PAPER_TABLE1 = (
+    "group,method,seg_miou,seg_pixacc,depth_abs_err,delta_p\n"
+    "baseline,EW,53.77,0.7538,0.3845,0.00\n"
+    "loss,UW,54.29,0.7548,0.3815,0.70\n"
+    "loss,RLW,54.11,0.7528,0.3809,1.04\n"
+    "grad,RGW,53.91,0.7542,0.3808,0.61\n"
+)
+RUNS = [  # loss, grad, seed, mIoU, pixel accuracy, abs err, arch
+    ("ew", "none", 0, 50.0, 0.70, 0.40, "hps"),
+    ("ew", "none", 1, 52.0, 0.72, 0.44, "hps"),
+    ("uw", "none", 0, 51.0, 0.71, 0.41, "hps"),
+    ("uw", "none", 1, 53.0, 0.73, 0.39, "hps"),
+    ("rlw", "none", 0, 52.0, 0.69, 0.42, "hps"),
+    ("rlw", "none", 1, 51.0, 0.74, 0.40, "hps"),
+    ("ew", "cagrad", 0, 54.0, 0.75, 0.38, "hps"),
+    ("ew", "cagrad", 1, 55.0, 0.70, 0.37, "hps"),
+    ("ew", "rgw", 0, 49.0, 0.70, 0.41, "hps"),
+    ("ew", "rgw", 1, 50.5, 0.71, 0.43, "hps"),
+    ("ew", "none", 0, 48.0, 0.66, 0.45, "mtan"),
+]
+
+
+def write_sweep(root: Path) -> tuple[Path, Path]:
+    runs = root / "runs"
+    for loss, grad, seed, miou, accuracy, error, arch in RUNS:
+        metrics = {"segmentation": {"miou": miou, "pix_acc": accuracy}, "depth": {"abs_err": error}}
+        config = {"weighting": {"loss": {"name": loss, "hparams": {}}, "grad": {"name": grad, "hparams": {}}}}
+        payload = {
+            "dataset": "nyuv2",
+            "arch": arch,
+            "loss_method": loss,
+            "grad_method": grad,
+            "seed": seed,
+            "tasks": DIRECTIONS,
+            "metrics": {"test": metrics},
+            "config": config,
+        }
+        write_json_atomic(runs / arch / f"{loss}-{grad}" / f"s{seed}" / "results.json", payload)
+    paper = root / "paper"
+    paper.mkdir()
+    (paper / "table1_nyuv2.csv").write_text(PAPER_TABLE1)
+    return runs, paper
+
+
+@pytest.fixture
+def report(tmp_path):
+    runs, paper = write_sweep(tmp_path)
+    return build([runs], "test", paper)
+
+
+TABLES_MD = r"""# rw_mtl report (test)
+
+### nyuv2 — HPS
+
+|  | method | seeds | segmentation/miou ↑ | segmentation/pix_acc ↑ | depth/abs_err ↓ | Δp ↑ | vs RLW/RGW |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+|  | EW | 2 | 51.00 ± 1.41 | 0.7100 ± 0.0141 | 0.4200 ± 0.0283 | +0.00% ± 2.18 | — |
+| Loss Bal. | UW | 2 | 52.00\* ± 1.41 | 0.7200\* ± 0.0141 | 0.4000\* ± 0.0141 | +3.22%\* ± 2.87 | +1.61 [-1.02, +4.24] ≈ |
+|  | RLW | 2 | 51.50 ± 0.71 | 0.7150 ± 0.0354 | 0.4100 ± 0.0141 | +1.61% ± 2.58 | reference |
+| Gradient Bal. | CAGrad | 2 | **54.50**† ± 0.71 | **0.7250**† ± 0.0354 | **0.3750**† ± 0.0071 | **+7.60%**† ± 0.06 | +8.39 [+0.68, +16.10] beats |
+|  | RGW | 2 | 49.75 ± 1.06 | 0.7050 ± 0.0071 | 0.4200 ± 0.0141 | -0.79% ± 0.91 | reference |
+
+### nyuv2 — the paper's Table 1 (its printed numbers, this layout)
+
+|  | method | seeds | segmentation/miou ↑ | segmentation/pix_acc ↑ | depth/abs_err ↓ | Δp ↑ | vs RLW/RGW |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+|  | EW | paper | 53.77 | 0.7538 | 0.3845 | +0.00% | — |
+| Loss Bal. | UW | paper | **54.29**\* | **0.7548**\* | 0.3815 | +0.70% | -0.34 |
+|  | RLW | paper | 54.11 | 0.7528 | 0.3809\* | **+1.04%**\* | reference |
+| Gradient Bal. | RGW | paper | 53.91 | 0.7542 | **0.3808** | +0.61% | reference |
+
+### nyuv2 — MTAN
+
+|  | method | seeds | segmentation/miou ↑ | segmentation/pix_acc ↑ | depth/abs_err ↓ | Δp ↑ | vs RLW/RGW |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+|  | EW | 1 | 48.00 | 0.6600 | 0.4500 | -6.80% | — |
+
+### nyuv2: Δp (%) — method × architecture (paper's Table 5 in parentheses; best of each architecture in bold)
+
+| | HPS | MTAN |
+| --- | --- | --- |
+| EW | +0.00 | -6.80 |
+| UW | +3.22 | — |
+| RLW | +1.61 | — |
+| CAGrad | **+7.60** | — |
+| RGW | -0.79 | — |
+
+## What was grouped
+
+"""
+
+GROUPED_MD = """**nyuv2** (setting {setting})
+
+| arch | method | seeds | config | runs in |
+| --- | --- | --- | --- | --- |
+| hps | EW | 0, 1 | {ew} | <tmp>/runs/hps/ew-none/… |
+| hps | UW | 0, 1 | {uw} | <tmp>/runs/hps/uw-none/… |
+| hps | RLW | 0, 1 | {rlw} | <tmp>/runs/hps/rlw-none/… |
+| hps | CAGrad | 0, 1 | {cagrad} | <tmp>/runs/hps/ew-cagrad/… |
+| hps | RGW | 0, 1 | {rgw} | <tmp>/runs/hps/ew-rgw/… |
+| mtan | EW | 0 | {mtan} | <tmp>/runs/mtan/ew-none/s0 |
+
+
+## Litmus test: does each method beat random weighting?
+
+| benchmark | method | Δp vs EW | random | its Δp vs EW | paired difference [95% CI] | seeds | verdict | seeds needed |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| nyuv2 — HPS | UW | +3.22% ± 2.87 | RLW | +1.61% ± 2.58 | +1.61 [-1.02, +4.24] | 2 | **indistinguishable** | 9 |
+| nyuv2 — HPS | CAGrad | +7.60% ± 0.06 | RGW | -0.79% ± 0.91 | +8.39 [+0.68, +16.10] | 2 | **beats random weighting** | 5 |
+
+Paired over seeds: d = Δp(method) − Δp(random) per seed both ran, both against EW's mean; 95% Student-t \
+interval of mean(d). Verdict: interval above 0 → beats random weighting; below 0 → worse; else \
+indistinguishable. Seeds needed: smallest n giving the paired t-test (α = 0.05, two-sided) 80% power at the \
+observed mean(d) and sd(d) (noncentral t).
+"""
+
+LATEX = r"""% nyuv2 — HPS
+\begin{tabular}{llcccccc}
+\toprule
+ & method & seeds & segmentation/miou $\uparrow$ & segmentation/pix\_acc $\uparrow$ & depth/abs\_err $\downarrow$ & Δp $\uparrow$ & vs RLW/RGW \\
+\midrule
+ & EW & 2 & $51.00 \pm 1.41$ & $0.7100 \pm 0.0141$ & $0.4200 \pm 0.0283$ & $+0.00\% \pm 2.18$ & — \\
+\midrule
+Loss Bal. & UW & 2 & $52.00^{*} \pm 1.41$ & $0.7200^{*} \pm 0.0141$ & $0.4000^{*} \pm 0.0141$ & $+3.22\%^{*} \pm 2.87$ & +1.61 [-1.02, +4.24] $\approx$ \\
+ & RLW & 2 & $51.50 \pm 0.71$ & $0.7150 \pm 0.0354$ & $0.4100 \pm 0.0141$ & $+1.61\% \pm 2.58$ & reference \\
+\midrule
+Gradient Bal. & CAGrad & 2 & $\mathbf{54.50}^{\dagger} \pm 0.71$ & $\mathbf{0.7250}^{\dagger} \pm 0.0354$ & $\mathbf{0.3750}^{\dagger} \pm 0.0071$ & $\mathbf{+7.60\%}^{\dagger} \pm 0.06$ & +8.39 [+0.68, +16.10] beats \\
+ & RGW & 2 & $49.75 \pm 1.06$ & $0.7050 \pm 0.0071$ & $0.4200 \pm 0.0141$ & $-0.79\% \pm 0.91$ & reference \\
+\bottomrule
+\end{tabular}
+
+% nyuv2 — the paper's Table 1 (its printed numbers, this layout)
+\begin{tabular}{llcccccc}
+\toprule
+ & method & seeds & segmentation/miou $\uparrow$ & segmentation/pix\_acc $\uparrow$ & depth/abs\_err $\downarrow$ & Δp $\uparrow$ & vs RLW/RGW \\
+\midrule
+ & EW & paper & $53.77$ & $0.7538$ & $0.3845$ & $+0.00\%$ & — \\
+\midrule
+Loss Bal. & UW & paper & $\mathbf{54.29}^{*}$ & $\mathbf{0.7548}^{*}$ & $0.3815$ & $+0.70\%$ & -0.34 \\
+ & RLW & paper & $54.11$ & $0.7528$ & $0.3809^{*}$ & $\mathbf{+1.04\%}^{*}$ & reference \\
+\midrule
+Gradient Bal. & RGW & paper & $53.91$ & $0.7542$ & $\mathbf{0.3808}$ & $+0.61\%$ & reference \\
+\bottomrule
+\end{tabular}
+
+% nyuv2 — MTAN
+\begin{tabular}{llcccccc}
+\toprule
+ & method & seeds & segmentation/miou $\uparrow$ & segmentation/pix\_acc $\uparrow$ & depth/abs\_err $\downarrow$ & Δp $\uparrow$ & vs RLW/RGW \\
+\midrule
+ & EW & 1 & $48.00$ & $0.6600$ & $0.4500$ & $-6.80\%$ & — \\
+\bottomrule
+\end{tabular}
+"""
+
+
+def test_markdown_report_is_the_hand_checked_one(report, tmp_path):
+    markdown = report.markdown.replace(str(tmp_path), "<tmp>")
+    assert markdown.startswith(TABLES_MD + GROUPING + "\n\n")
+    keys = {
+        group.label.lower() if group.arch == "hps" else "mtan": group.key
+        for group in report.collection.groups
+    }
+    expected = GROUPED_MD.format(setting=report.collection.sections[0].key, **keys)
+    assert markdown.endswith(expected)
+    assert len(markdown) == len(TABLES_MD + GROUPING + "\n\n" + expected)
+    assert report.notes == []
+
+
+def test_latex_report_is_the_hand_checked_one(report):
+    assert render_latex(report.tables) == LATEX
+
+
+CSV_COLUMNS = (
+    "dataset,setting,arch,block,method,seeds,config,segmentation/miou_mean,segmentation/miou_std,"
+    "segmentation/pix_acc_mean,segmentation/pix_acc_std,depth/abs_err_mean,depth/abs_err_std,delta_p_mean,"
+    "delta_p_std,vs_random,vs_random_diff,vs_random_low,vs_random_high,vs_random_verdict,seeds_needed"
+)
+CSV_ROWS = [  # arch, block, method, seeds, then the numbers (None: empty cell), the litmus text
+    ("hps", "baseline", "EW", 2, [51.0, 1.41421, 0.71, 0.0141421, 0.42, 0.0282843, 0.0, 2.17597], None),
+    ("hps", "loss", "UW", 2, [52.0, 1.41421, 0.72, 0.0141421, 0.4, 0.0141421, 3.22326, 2.87479],
+     ("RLW", 1.61163, -1.02014, 4.24340, "indistinguishable", "9")),
+    ("hps", "loss", "RLW", 2, [51.5, 0.707107, 0.715, 0.0353553, 0.41, 0.0141421, 1.61163, 2.58187], None),
+    ("hps", "grad", "CAGrad", 2, [54.5, 0.707107, 0.725, 0.0353553, 0.375, 0.00707107, 7.60100, 0.0564915],
+     ("RGW", 8.38980, 0.679328, 16.1003, "beats random weighting", "5")),
+    ("hps", "grad", "RGW", 2, [49.75, 1.06066, 0.705, 0.00707107, 0.42, 0.0141421, -0.788801, 0.914675], None),
+    ("mtan", "baseline", "EW", 1, [48.0, 0.0, 0.66, 0.0, 0.45, 0.0, -6.80258, 0.0], None),
+]  # fmt: skip
+
+
+def test_csv_has_every_number_of_our_tables(report):
+    text = render_csv(table_records(report.tables))
+    assert text.splitlines()[0] == CSV_COLUMNS
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+    assert len(rows) == len(CSV_ROWS)
+    keys = [group.key for group in report.collection.groups]
+    for row, (arch, block, method, seeds, numbers, litmus), key in zip(rows, CSV_ROWS, keys, strict=True):
+        assert row[:7] == ["nyuv2", "nyuv2", arch, block, method, str(seeds), key]
+        assert [float(cell) for cell in row[7:15]] == pytest.approx(numbers, rel=1e-5, abs=1e-9)
+        if litmus is None:
+            assert row[15:] == [""] * 6
+        else:
+            reference, *interval, verdict, needed = litmus
+            assert row[15] == reference and row[19:] == [verdict, needed]
+            assert [float(cell) for cell in row[16:19]] == pytest.approx(interval, rel=1e-5)
+
+
+def test_litmus_json_pairs_the_seeds(report):
+    data = json.loads(json.dumps(litmus_json(report.tables)))
+    assert data["statistics"].startswith("Paired over seeds")
+    uw, cagrad = data["comparisons"]
+    assert (uw["table"], uw["method"], uw["reference"], uw["seeds"]) == ("nyuv2 — HPS", "UW", "RLW", [0, 1])
+    assert uw["differences"] == pytest.approx([1.404505, 1.818756], rel=1e-5)
+    assert uw["method_delta_p"]["per_seed"] == pytest.approx({"0": 1.190476, "1": 5.256046}, rel=1e-5)
+    assert uw["method_delta_p"]["mean"] == pytest.approx(3.22326, rel=1e-5)
+    assert uw["method_delta_p"]["std"] == pytest.approx(2.87479, rel=1e-5)
+    assert uw["reference_delta_p"]["mean"] == pytest.approx(1.61163, rel=1e-5)
+    assert (uw["verdict"], uw["seeds_needed"], uw["seeds_note"]) == ("indistinguishable", 9, "")
+    assert uw["std"] == pytest.approx(0.292919, rel=1e-5)
+    assert (cagrad["method"], cagrad["reference"], cagrad["verdict"]) == (
+        "CAGrad",
+        "RGW",
+        "beats random weighting",
+    )
