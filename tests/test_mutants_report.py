@@ -254,3 +254,204 @@ def test_litmus_json_pairs_the_seeds(report):
         "RGW",
         "beats random weighting",
     )
+
+
+# ------------------------------------------------------------------------------------------- figures
+def write_figure_sweep(root: Path) -> Path:
+    """One task (mIoU ↑), so that Δp = 2 · (mIoU − 50) % against EW's mean 50; EW's validation mIoU goes
+    47, 48, 49 (seed 0) and 49, 50, 51 (seed 1), RLW's 48 + s, 49 + s, 50 + s (seed s)."""
+    tasks = {"segmentation": {"miou": True}}
+    runs = [  # loss, grad, distribution, seed, test mIoU, first validation mIoU
+        ("ew", "none", None, 0, 49.0, 47), ("ew", "none", None, 1, 51.0, 49),
+        ("rlw", "none", "normal", 0, 51.0, 48), ("rlw", "none", "normal", 1, 52.0, 49),
+        ("rlw", "none", "normal", 2, 53.0, 50),
+        ("rlw", "none", "uniform", 0, 50.0, None), ("rlw", "none", "uniform", 1, 51.5, None),
+        ("ew", "cagrad", None, 0, 54.0, None), ("ew", "cagrad", None, 1, 55.0, None),
+        ("ew", "rgw", None, 0, 50.5, None), ("ew", "rgw", None, 1, 49.5, None),
+    ]  # fmt: skip
+    for loss, grad, distribution, seed, miou, first in runs:
+        hparams = {"distribution": distribution} if distribution else {}
+        history = [
+            {"epoch": e, "metrics": {"segmentation": {"miou": first + e}}} for e in range(3 if first else 0)
+        ]
+        payload = {
+            "dataset": "nyuv2",
+            "arch": "hps",
+            "loss_method": loss,
+            "grad_method": grad,
+            "seed": seed,
+            "tasks": tasks,
+            "metrics": {"test": {"segmentation": {"miou": miou}}},
+            "config": {"weighting": {"loss": {"name": loss, "hparams": hparams}, "grad": {"name": grad}}},
+            "val_history": history,
+        }
+        write_json_atomic(root / f"{loss}-{grad}-{distribution}" / f"s{seed}" / "results.json", payload)
+    return root
+
+
+@pytest.fixture
+def drawn(tmp_path, monkeypatch):
+    """name → (the Figure each figure function drew, savefig's keywords), without rasterising the PNGs."""
+    from matplotlib.figure import Figure
+
+    from rw_mtl.report import figures
+    from rw_mtl.report.collect import collect
+    from rw_mtl.report.tables import build_tables
+
+    tables, _ = build_tables(collect([write_figure_sweep(tmp_path / "runs")]), "test", None)
+    closed, saved = [], []
+    monkeypatch.setattr(figures.plt, "close", closed.append)
+    monkeypatch.setattr(Figure, "savefig", lambda self, *args, **kwargs: saved.append(kwargs))
+    out = {}
+    for name in ("distribution_boxplot", "validation_curves", "litmus_plot"):
+        path = tmp_path / f"{name}.png"
+        assert getattr(figures, name)(tables, path) == path and path.is_file()
+        out[name] = (closed[-1], saved[-1])
+    return out
+
+
+def _lines(axes, marker):
+    return [
+        (list(line.get_xdata()), list(line.get_ydata())) for line in axes.lines if line.get_marker() == marker
+    ]
+
+
+def test_fig1_boxes_per_sampler_in_section_5_3_order_with_every_seed_as_a_dot(drawn):
+    figure, saved = drawn["distribution_boxplot"]
+    assert saved == {"dpi": 200, "format": "png", "bbox_inches": "tight"}
+    assert list(figure.get_size_inches()) == pytest.approx([3.4, 2.3])
+    (axes,) = figure.axes
+    assert (axes.get_title(), axes.get_xlabel(), axes.get_ylabel()) == (
+        "nyuv2: RLW, 2–3 seeds",
+        "RLW sampling distribution",
+        "Δp vs EW (%)",
+    )
+    assert axes.title.get_fontsize() == 8 and axes.xaxis.label.get_fontsize() == 8
+    assert [label.get_text() for label in axes.get_xticklabels()] == ["Uniform", "Normal"]
+    assert axes.get_xticklabels()[0].get_fontsize() == 7
+    # the dots: uniform's seeds (0, 3 %) spread ±0.03 around box 1, normal's (2, 4, 6 %) ±0.04 around box 2
+    dots = [line for line in axes.lines if line.get_marker() == "o" and len(line.get_xdata())]
+    assert [x for line in dots for x in line.get_xdata()] == pytest.approx([0.97, 1.03, 1.96, 2.0, 2.04])
+    assert [list(line.get_ydata()) for line in dots] == [[0.0, 3.0], [2.0, 4.0, 6.0]]
+    assert {(line.get_color(), line.get_markersize(), line.get_alpha()) for line in dots} == {
+        ("tab:blue", 2.5, 0.7)
+    }
+    medians = [list(line.get_ydata()) for line in axes.lines if line.get_color() == "C1"]
+    assert medians == [[1.5, 1.5], [4.0, 4.0]]
+    boxes = [list(line.get_xdata()) for line in axes.lines if len(line.get_xdata()) == 5]
+    assert boxes == [[0.75, 1.25, 1.25, 0.75, 0.75], [1.75, 2.25, 2.25, 1.75, 1.75]]  # widths 0.5
+    (ew,) = [line for line in axes.lines if line.get_label() == "EW"]
+    assert (list(ew.get_ydata()), ew.get_linestyle(), ew.get_color(), ew.get_linewidth()) == (
+        [0.0, 0.0],
+        "--",
+        "0.4",
+        0.8,
+    )
+    (legend,) = figure.legends
+    assert [text.get_text() for text in legend.get_texts()] == ["EW"] and legend._ncols == 1
+    assert not legend.get_frame_on() and legend.get_texts()[0].get_fontsize() == 7
+
+
+def test_fig2_validation_curves_are_the_seed_mean_and_a_one_std_band(drawn):
+    """EW: epoch Δp (−6, −2), (−4, 0), (−2, 2): mean −4, −2, 0, std 2√2; RLW: mean −2, 0, 2, std 2."""
+    figure, _ = drawn["validation_curves"]
+    assert list(figure.get_size_inches()) == pytest.approx([3.4, 2.5])
+    (axes,) = figure.axes
+    assert (axes.get_title(), axes.get_xlabel(), axes.get_ylabel()) == (
+        "nyuv2 (EW: its last epoch; band: ± 1 std over seeds)",
+        "epoch",
+        "validation Δp vs EW (%)",
+    )
+    curves = {line.get_label(): line for line in axes.lines if line.get_linestyle() == "-"}
+    assert list(curves) == ["EW (2 seeds)", "RLW (3 seeds)"]
+    assert {label: list(line.get_xdata()) for label, line in curves.items()} == {
+        "EW (2 seeds)": [0, 1, 2],
+        "RLW (3 seeds)": [0, 1, 2],
+    }
+    assert [list(line.get_ydata()) for line in curves.values()] == [[-4.0, -2.0, 0.0], [-2.0, 0.0, 2.0]]
+    assert {line.get_linewidth() for line in curves.values()} == {1.2}
+    spread = 2 * 2**0.5
+    bands = [collection.get_paths()[0].vertices for collection in axes.collections]
+    assert [sorted({round(float(y), 6) for x, y in band if x == 0}) for band in bands] == [
+        [round(-4 - spread, 6), round(-4 + spread, 6)],
+        [-4.0, 0.0],
+    ]
+    assert [sorted({round(float(y), 6) for x, y in band if x == 2}) for band in bands] == [
+        [round(-spread, 6), round(spread, 6)],
+        [0.0, 4.0],
+    ]
+    for collection, line in zip(axes.collections, curves.values(), strict=True):
+        assert collection.get_alpha() == 0.2 and collection.get_linewidth() == 0
+        assert list(collection.get_facecolor()[0][:3]) == pytest.approx(
+            list(matplotlib_rgb(line.get_color()))
+        )
+    (zero,) = [line for line in axes.lines if line.get_linestyle() == "--"]
+    assert list(zero.get_ydata()) == [0.0, 0.0] and zero.get_linewidth() == 0.8
+    assert all(float(tick).is_integer() for tick in axes.xaxis.get_major_locator()())
+    (legend,) = figure.legends
+    assert [text.get_text() for text in legend.get_texts()] == ["EW (2 seeds)", "RLW (3 seeds)"]
+    assert legend._ncols == 2
+
+
+def matplotlib_rgb(color):
+    from matplotlib.colors import to_rgb
+
+    return to_rgb(color)
+
+
+def test_litmus_plot_shows_every_rows_t_interval_and_the_random_rows_band(drawn):
+    """t_{0.975,1} = 12.706, t_{0.975,2} = 4.303: EW (−2, 2): 0 ± 25.412; RLW (2, 4, 6): 4 ± 4.968;
+    RLW uniform (0, 3): 1.5 ± 19.059; CAGrad (8, 10): 9 ± 12.706; RGW (1, −1): 0 ± 12.706."""
+    figure, _ = drawn["litmus_plot"]
+    assert list(figure.get_size_inches()) == pytest.approx([3.4, 0.8 + 0.22 * 5 + 0.3])
+    (axes,) = figure.axes
+    assert (axes.get_title(), axes.get_xlabel()) == (
+        "nyuv2 — HPS (2–3 seeds)",
+        "Δp vs EW (%): mean, 95% t-interval over seeds",
+    )
+    assert [label.get_text() for label in axes.get_yticklabels()] == [
+        "EW",
+        "RLW",
+        "RLW (distribution=uniform)",
+        "CAGrad",
+        "RGW",
+    ]
+    assert list(axes.get_yticks()) == [4, 3, 2, 1, 0] and axes.get_ylim() == pytest.approx((-0.7, 4.7))
+    means = _lines(axes, "o")
+    assert means == [([0.0], [4]), ([4.0], [3]), ([1.5], [2]), ([9.0], [1]), ([0.0], [0])]
+    ends = [x[0] for x, _ in _lines(axes, "|")]
+    half = [25.412409, 4.968275, 19.059307, 12.706205, 12.706205]
+    expected = [end for (mean,), _ in means for end in (mean, mean)]
+    signs = [-1, 1] * 5
+    assert ends == pytest.approx(
+        [e + s * h for e, s, h in zip(expected, signs, [h for h in half for _ in (0, 1)], strict=True)]
+    )
+    colours = [line.get_color() for line in axes.lines if line.get_marker() == "o"]
+    assert colours == ["0.3", "tab:blue", "tab:blue", "tab:orange", "tab:orange"]
+    assert {line.get_markersize() for line in axes.lines if line.get_marker() == "o"} == {3}
+    bands = {c.get_label(): c.get_paths()[0].vertices for c in axes.collections if c.get_label()[0] != "_"}
+    assert list(bands) == ["RLW 95% CI (Loss Bal.)", "RGW 95% CI (Gradient Bal.)"]
+    rlw, rgw = (bands[label] for label in bands)
+    assert (min(rlw[:, 0]), max(rlw[:, 0]), min(rlw[:, 1]), max(rlw[:, 1])) == pytest.approx(
+        (4 - 4.968275, 4 + 4.968275, 1.55, 3.45)
+    )
+    assert (min(rgw[:, 0]), max(rgw[:, 0]), min(rgw[:, 1]), max(rgw[:, 1])) == pytest.approx(
+        (-12.706205, 12.706205, -0.45, 1.45)
+    )
+    assert {c.get_alpha() for c in axes.collections if c.get_label()[0] != "_"} == {0.15}
+    (ew,) = [line for line in axes.lines if line.get_label() == "EW"]
+    assert (list(ew.get_xdata()), ew.get_linestyle()) == ([0.0, 0.0], "--")
+    (legend,) = figure.legends
+    assert [text.get_text() for text in legend.get_texts()] == [
+        "RLW 95% CI (Loss Bal.)",
+        "RGW 95% CI (Gradient Bal.)",
+        "EW",
+    ]
+
+
+def test_figures_without_data_are_not_drawn(tmp_path):
+    from rw_mtl.report import figures
+
+    for draw in (figures.distribution_boxplot, figures.validation_curves, figures.litmus_plot):
+        assert draw([], tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()
