@@ -455,3 +455,122 @@ def test_figures_without_data_are_not_drawn(tmp_path):
     for draw in (figures.distribution_boxplot, figures.validation_curves, figures.litmus_plot):
         assert draw([], tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()
+
+
+# ---------------------------------------------------------------------------------------------- W&B
+class _FakeWandb:
+    """What log_report calls of ``wandb``, recorded: the run's init keywords, the logged payload, the
+    summary, finish and teardown."""
+
+    def __init__(self, directory: Path) -> None:
+        self.calls: list[str] = []
+        self.init_kwargs: dict = {}
+        self.logged: dict = {}
+        self.summary: dict = {}
+        self.dir = str(directory)
+
+    def init(self, **kwargs):
+        self.init_kwargs = kwargs
+        return self
+
+    def Table(self, columns, data):  # noqa: N802 (wandb's name)
+        return ("table", columns, data)
+
+    def Image(self, path):  # noqa: N802 (wandb's name)
+        return ("image", path)
+
+    def log(self, payload):
+        self.logged = payload
+
+    def finish(self):
+        self.calls.append("finish")
+
+    def teardown(self):
+        self.calls.append("teardown")
+
+
+def test_wandb_report_logs_each_table_the_records_the_verdicts_and_figures(report, tmp_path, monkeypatch):
+    import sys
+
+    from rw_mtl.report.wandb_report import log_report
+
+    fake = _FakeWandb(tmp_path / "wandb-run")
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    figure = tmp_path / "litmus.png"
+    assert log_report("proj", "sweep/a", tmp_path, report.tables, [figure]) == str(tmp_path / "wandb-run")
+    assert fake.init_kwargs == {
+        "project": "proj",
+        "job_type": "report",
+        "group": "sweep/a",
+        "dir": str(tmp_path),
+        "name": "report-sweep/a",
+    }
+    assert fake.calls == ["finish", "teardown"]
+    assert list(fake.logged) == [
+        "tables/nyuv2_HPS",
+        "tables/nyuv2_the_paper_s_Table_1_its_printed_numbers_this_layout",
+        "tables/nyuv2_MTAN",
+        "report",
+        "litmus",
+        "figures/litmus",
+    ]
+    kind, columns, rows = fake.logged["tables/nyuv2_HPS"]
+    assert columns == [
+        "block",
+        "method",
+        "seeds",
+        "segmentation/miou ↑",
+        "segmentation/pix_acc ↑",
+        "depth/abs_err ↓",
+        "Δp ↑",
+        "vs RLW/RGW",
+    ]
+    assert rows[1] == [
+        "loss",
+        "UW",
+        "2",
+        r"52.00\* ± 1.41",
+        r"0.7200\* ± 0.0141",
+        r"0.4000\* ± 0.0141",
+        r"+3.22%\* ± 2.87",
+        "+1.61 [-1.02, +4.24] ≈",
+    ]
+    assert fake.logged["tables/nyuv2_the_paper_s_Table_1_its_printed_numbers_this_layout"][2][0][:3] == [
+        "baseline",
+        "EW",
+        "paper",
+    ]
+    _, columns, rows = fake.logged["report"]
+    assert columns[:8] == [
+        "dataset",
+        "setting",
+        "arch",
+        "block",
+        "method",
+        "seeds",
+        "config",
+        "segmentation/miou_mean",
+    ]
+    assert [row[4] for row in rows] == ["EW", "UW", "RLW", "CAGrad", "RGW", "EW"]
+    _, columns, rows = fake.logged["litmus"]
+    assert columns == [
+        "table",
+        "method",
+        "random",
+        "difference",
+        "ci_low",
+        "ci_high",
+        "seeds",
+        "verdict",
+        "seeds_needed",
+    ]
+    assert [row[:3] + row[6:] for row in rows] == [
+        ["nyuv2 — HPS", "UW", "RLW", 2, "indistinguishable", 9],
+        ["nyuv2 — HPS", "CAGrad", "RGW", 2, "beats random weighting", 5],
+    ]
+    assert rows[0][3:6] == pytest.approx([1.611631, -1.020143, 4.243405], rel=1e-5)
+    assert fake.logged["figures/litmus"] == ("image", str(figure))
+    assert fake.summary == {
+        "litmus/nyuv2_HPS/UW": "indistinguishable",
+        "litmus/nyuv2_HPS/CAGrad": "beats random weighting",
+    }
