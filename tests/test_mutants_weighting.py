@@ -3,6 +3,7 @@
 (``[tool.mutmut]`` in pyproject.toml): the MGDA optimality conditions without TorchJD's 100,000-step
 Frank-Wolfe."""
 
+# ruff: noqa: E501 (the expected messages are whole sentences of the code)
 from __future__ import annotations
 
 import re
@@ -93,3 +94,344 @@ def test_gradient_methods_that_read_losses_say_why(name, hparams, why):
     message = f"{type(method).__name__} needs the per-task losses ({why}): aggregate(grads, losses)"
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         method.aggregate(T([[1.0, 0.0], [0.0, 1.0]]))
+
+
+# ---------------------------------------------------------------- hparam bounds: each edge, each alone
+BAD_HPARAMS = [  # method, tasks, the one bad hparam, the message up to the values it reports
+    (
+        "auto_lambda",
+        3,
+        {"learning_rate": 0},
+        "Auto-Lambda learning_rate must be positive (weighting.loss.hparams.learning_rate), got",
+    ),
+    (
+        "dwa",
+        3,
+        {"temperature": 0},
+        "DWA needs temperature > 0 and weight_sum in ('tasks', 'one') (rw_mtl/conf/weighting/loss/dwa.yaml), got",
+    ),
+    (
+        "dwa",
+        3,
+        {"weight_sum": "all"},
+        "DWA needs temperature > 0 and weight_sum in ('tasks', 'one') (rw_mtl/conf/weighting/loss/dwa.yaml), got",
+    ),
+    (
+        "ew",
+        3,
+        {"weight_sum": "all"},
+        "EW: weighting.loss.hparams.weight_sum must be one of ('tasks', 'one') (rw_mtl/conf/weighting/loss/ew.yaml), got",
+    ),
+    (
+        "famo",
+        3,
+        {"learning_rate": 0},
+        "FAMO learning_rate must be positive (weighting.loss.hparams.learning_rate), got",
+    ),
+    ("famo", 3, {"gamma": -0.5}, "FAMO gamma must be >= 0 (weighting.loss.hparams.gamma), got"),
+    ("forum", 3, {"phi": 0}, "FORUM phi must be positive (weighting.loss.hparams.phi), got"),
+    (
+        "forum",
+        3,
+        {"inner_steps": 0},
+        "FORUM inner_steps must be an int >= 1 (weighting.loss.hparams.inner_steps), got",
+    ),
+    (
+        "forum",
+        3,
+        {"inner_steps": 1.0},
+        "FORUM inner_steps must be an int >= 1 (weighting.loss.hparams.inner_steps), got",
+    ),
+    (
+        "moml",
+        3,
+        {"inner_lr": 0},
+        "MOML inner_lr must be positive or null (rw_mtl/conf/weighting/loss/moml.yaml), got",
+    ),
+    ("stch", 3, {"mu": 0}, "STCH mu must be positive (weighting.loss.hparams.mu), got"),
+    (
+        "stch",
+        3,
+        {"warmup_epoch": -1},
+        "STCH warmup_epoch must be an int >= 0 (weighting.loss.hparams.warmup_epoch), got",
+    ),
+    (
+        "stch",
+        3,
+        {"warmup_epoch": 1.0},
+        "STCH warmup_epoch must be an int >= 0 (weighting.loss.hparams.warmup_epoch), got",
+    ),
+    (
+        "aligned_mtl",
+        3,
+        {"scale_mode": "max"},
+        "AlignedMTL: weighting.grad.hparams.scale_mode must be one of ('min', 'median', 'rmse'), got",
+    ),
+    (
+        "cagrad",
+        3,
+        {"c": -0.5},
+        "CAGrad needs c >= 0 and rescale in (0, 1, 2) (rw_mtl/conf/weighting/grad/cagrad.yaml), got",
+    ),
+    (
+        "cagrad",
+        3,
+        {"rescale": 3},
+        "CAGrad needs c >= 0 and rescale in (0, 1, 2) (rw_mtl/conf/weighting/grad/cagrad.yaml), got",
+    ),
+    ("crmogm", 3, {"alpha": 1.5}, "CRMOGM: weighting.grad.hparams.alpha must be in [0, 1], got"),
+    ("crmogm", 3, {"alpha": -0.5}, "CRMOGM: weighting.grad.hparams.alpha must be in [0, 1], got"),
+    ("db_mtl", 3, {"beta": 1.0}, "DB_MTL beta must be in [0, 1) (weighting.grad.hparams.beta), got"),
+    ("db_mtl", 3, {"beta": -0.5}, "DB_MTL beta must be in [0, 1) (weighting.grad.hparams.beta), got"),
+    (
+        "db_mtl",
+        3,
+        {"beta_sigma": -0.5},
+        "DB_MTL beta_sigma must be >= 0 (weighting.grad.hparams.beta_sigma), got",
+    ),
+    (
+        "excess_mtl",
+        3,
+        {"robust_step_size": -0.5},
+        "ExcessMTL robust_step_size must be >= 0 (weighting.grad.hparams.robust_step_size), got",
+    ),
+    (
+        "fairgrad",
+        3,
+        {"alpha": 0},
+        "FairGrad needs alpha > 0 and iterations >= 1 (rw_mtl/conf/weighting/grad/fairgrad.yaml), got",
+    ),
+    (
+        "fairgrad",
+        3,
+        {"iterations": 0},
+        "FairGrad needs alpha > 0 and iterations >= 1 (rw_mtl/conf/weighting/grad/fairgrad.yaml), got",
+    ),
+    (
+        "graddrop",
+        3,
+        {"leak": 1.5},
+        "GradDrop leak must be in [0, 1] (rw_mtl/conf/weighting/grad/graddrop.yaml), got",
+    ),
+    (
+        "graddrop",
+        3,
+        {"leak": -0.5},
+        "GradDrop leak must be in [0, 1] (rw_mtl/conf/weighting/grad/graddrop.yaml), got",
+    ),
+    (
+        "gradnorm",
+        3,
+        {"variant": "x"},
+        "GradNorm: weighting.grad.hparams.variant must be one of ('libmtl', 'original') and weight_sum one of ('tasks', 'one') (rw_mtl/conf/weighting/grad/gradnorm.yaml), got",
+    ),
+    (
+        "gradnorm",
+        3,
+        {"weight_sum": "x"},
+        "GradNorm: weighting.grad.hparams.variant must be one of ('libmtl', 'original') and weight_sum one of ('tasks', 'one') (rw_mtl/conf/weighting/grad/gradnorm.yaml), got",
+    ),
+    (
+        "gradvac",
+        3,
+        {"beta": 1.5},
+        "GradVac beta must be in [0, 1] (rw_mtl/conf/weighting/grad/gradvac.yaml), got",
+    ),
+    (
+        "gradvac",
+        3,
+        {"beta": -0.5},
+        "GradVac beta must be in [0, 1] (rw_mtl/conf/weighting/grad/gradvac.yaml), got",
+    ),
+    (
+        "krum",
+        5,
+        {"n_byzantine": -1},
+        "Krum needs n_byzantine >= 0, 1 <= n_selected <= T and T >= n_byzantine + 3 tasks (weighting.grad.hparams); got",
+    ),
+    (
+        "krum",
+        5,
+        {"n_selected": 0},
+        "Krum needs n_byzantine >= 0, 1 <= n_selected <= T and T >= n_byzantine + 3 tasks (weighting.grad.hparams); got",
+    ),
+    (
+        "krum",
+        5,
+        {"n_selected": 6},
+        "Krum needs n_byzantine >= 0, 1 <= n_selected <= T and T >= n_byzantine + 3 tasks (weighting.grad.hparams); got",
+    ),
+    (
+        "krum",
+        5,
+        {"n_byzantine": 3},
+        "Krum needs n_byzantine >= 0, 1 <= n_selected <= T and T >= n_byzantine + 3 tasks (weighting.grad.hparams); got",
+    ),
+    (
+        "mgda_ub",
+        3,
+        {"normalization": "x"},
+        "MGDA-UB: weighting.grad.hparams.normalization must be one of ('none', 'l2', 'loss', 'loss+'), got",
+    ),
+    (
+        "moco",
+        3,
+        {"beta": 0},
+        "MoCo needs beta, gamma > 0 and beta_sigma, gamma_sigma, rho >= 0 (rw_mtl/conf/weighting/grad/moco.yaml), got",
+    ),
+    (
+        "moco",
+        3,
+        {"gamma": 0},
+        "MoCo needs beta, gamma > 0 and beta_sigma, gamma_sigma, rho >= 0 (rw_mtl/conf/weighting/grad/moco.yaml), got",
+    ),
+    (
+        "moco",
+        3,
+        {"beta_sigma": -0.5},
+        "MoCo needs beta, gamma > 0 and beta_sigma, gamma_sigma, rho >= 0 (rw_mtl/conf/weighting/grad/moco.yaml), got",
+    ),
+    (
+        "moco",
+        3,
+        {"gamma_sigma": -0.5},
+        "MoCo needs beta, gamma > 0 and beta_sigma, gamma_sigma, rho >= 0 (rw_mtl/conf/weighting/grad/moco.yaml), got",
+    ),
+    (
+        "moco",
+        3,
+        {"rho": -0.5},
+        "MoCo needs beta, gamma > 0 and beta_sigma, gamma_sigma, rho >= 0 (rw_mtl/conf/weighting/grad/moco.yaml), got",
+    ),
+    (
+        "modo",
+        3,
+        {"gamma": 0},
+        "MoDo needs gamma > 0 and rho >= 0 (rw_mtl/conf/weighting/grad/modo.yaml), got",
+    ),
+    (
+        "modo",
+        3,
+        {"rho": -0.5},
+        "MoDo needs gamma > 0 and rho >= 0 (rw_mtl/conf/weighting/grad/modo.yaml), got",
+    ),
+    (
+        "nash_mtl",
+        3,
+        {"update_weights_every": 0},
+        "NashMTL needs update_weights_every >= 1, optim_niter >= 1 and max_norm >= 0 (weighting.grad.hparams), got",
+    ),
+    (
+        "nash_mtl",
+        3,
+        {"optim_niter": 0},
+        "NashMTL needs update_weights_every >= 1, optim_niter >= 1 and max_norm >= 0 (weighting.grad.hparams), got",
+    ),
+    (
+        "nash_mtl",
+        3,
+        {"max_norm": -0.5},
+        "NashMTL needs update_weights_every >= 1, optim_niter >= 1 and max_norm >= 0 (weighting.grad.hparams), got",
+    ),
+    (
+        "pcd",
+        3,
+        {"tau": 1.5},
+        "PCD: weighting.grad.hparams.tau must be a number in [0, 1] or a list of 2 (one per secondary task), got",
+    ),
+    ("pcd", 3, {"beta": 1.0}, "PCD needs 0 <= beta < 1 and eps >= 0 (weighting.grad.hparams), got"),
+    ("pcd", 3, {"eps": -0.5}, "PCD needs 0 <= beta < 1 and eps >= 0 (weighting.grad.hparams), got"),
+    (
+        "rotograd",
+        3,
+        {"rotation_size": 0},
+        "rotation_size must be null (every channel) or >= 1 (rw_mtl/conf/weighting/grad/rotograd.yaml), got",
+    ),
+    (
+        "sdmgrad",
+        3,
+        {"lamda": -0.5},
+        "SDMGrad needs lamda >= 0, niter >= 0, lr > 0 and 0 <= momentum < 1 (rw_mtl/conf/weighting/grad/sdmgrad.yaml), got",
+    ),
+    (
+        "sdmgrad",
+        3,
+        {"niter": -1},
+        "SDMGrad needs lamda >= 0, niter >= 0, lr > 0 and 0 <= momentum < 1 (rw_mtl/conf/weighting/grad/sdmgrad.yaml), got",
+    ),
+    (
+        "sdmgrad",
+        3,
+        {"lr": 0},
+        "SDMGrad needs lamda >= 0, niter >= 0, lr > 0 and 0 <= momentum < 1 (rw_mtl/conf/weighting/grad/sdmgrad.yaml), got",
+    ),
+    (
+        "sdmgrad",
+        3,
+        {"momentum": 1.0},
+        "SDMGrad needs lamda >= 0, niter >= 0, lr > 0 and 0 <= momentum < 1 (rw_mtl/conf/weighting/grad/sdmgrad.yaml), got",
+    ),
+    (
+        "sdmgrad",
+        3,
+        {"momentum": -0.5},
+        "SDMGrad needs lamda >= 0, niter >= 0, lr > 0 and 0 <= momentum < 1 (rw_mtl/conf/weighting/grad/sdmgrad.yaml), got",
+    ),
+    (
+        "trimmed_mean",
+        3,
+        {"trim_number": -1},
+        "TrimmedMean needs 0 <= trim_number and T >= 2 * trim_number + 1 tasks (weighting.grad.hparams.trim_number); got",
+    ),
+    (
+        "trimmed_mean",
+        2,
+        {"trim_number": 1},
+        "TrimmedMean needs 0 <= trim_number and T >= 2 * trim_number + 1 tasks (weighting.grad.hparams.trim_number); got",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "task_num", "hparams", "message"), BAD_HPARAMS)
+def test_each_bad_hparam_alone_is_refused_naming_its_key(name, task_num, hparams, message):
+    """Each bound at its edge (0 where > 0 is needed, 1 where < 1 is) and each hparam of a joint check
+    alone, with the message naming the key or YAML file."""
+    with pytest.raises(ValueError, match=f"^{re.escape(message)} "):
+        get(name)(task_num, **hparams)
+
+
+EDGE_HPARAMS = [  # values on the accepted side of each bound
+    ("famo", 3, {"gamma": 0}),
+    ("forum", 3, {"inner_steps": 1}),
+    ("moml", 3, {"inner_lr": None}),
+    ("stch", 3, {"warmup_epoch": 0}),
+    ("cagrad", 3, {"c": 0, "rescale": 0}),
+    ("crmogm", 3, {"alpha": 0}),
+    ("crmogm", 3, {"alpha": 1}),
+    ("db_mtl", 3, {"beta": 0, "beta_sigma": 0}),
+    ("excess_mtl", 3, {"robust_step_size": 0}),
+    ("fairgrad", 3, {"iterations": 1}),
+    ("graddrop", 3, {"leak": 0}),
+    ("graddrop", 3, {"leak": 1}),
+    ("gradvac", 3, {"beta": 0}),
+    ("gradvac", 3, {"beta": 1}),
+    ("krum", 5, {"n_byzantine": 0, "n_selected": 5}),
+    ("krum", 5, {"n_byzantine": 2}),
+    ("moco", 3, {"beta_sigma": 0, "gamma_sigma": 0, "rho": 0}),
+    ("modo", 3, {"rho": 0}),
+    ("nash_mtl", 3, {"update_weights_every": 1, "optim_niter": 1, "max_norm": 0}),
+    ("pcd", 3, {"tau": 0, "beta": 0, "eps": 0}),
+    ("pcd", 3, {"tau": 1}),
+    ("rotograd", 3, {"rotation_size": 1}),
+    ("sdmgrad", 3, {"lamda": 0, "niter": 0, "momentum": 0}),
+    ("trimmed_mean", 3, {"trim_number": 1}),
+    ("trimmed_mean", 3, {"trim_number": 0}),
+]
+
+
+@pytest.mark.parametrize(("name", "task_num", "hparams"), EDGE_HPARAMS)
+def test_hparams_on_the_edge_of_their_range_are_accepted(name, task_num, hparams):
+    method = get(name)(task_num, **hparams)
+    for key, value in hparams.items():
+        stored = getattr(method, key, value)
+        assert stored == value or isinstance(stored, torch.Tensor)
