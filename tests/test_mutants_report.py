@@ -574,3 +574,78 @@ def test_wandb_report_logs_each_table_the_records_the_verdicts_and_figures(repor
         "litmus/nyuv2_HPS/UW": "indistinguishable",
         "litmus/nyuv2_HPS/CAGrad": "beats random weighting",
     }
+
+
+# ------------------------------------------------------------------------------- litmus: seeds needed
+@pytest.mark.parametrize(
+    ("mean", "sd", "needed"),
+    [
+        (1.0, 1.0, 10),  # effect size 1: power 0.748 at n = 9, 0.803 at n = 10 (G*Power's one-sample t: 10)
+        (-0.5, 1.0, 34),  # effect 0.5: 0.795 at 33, 0.808 at 34 (G*Power: 34); the sign does not matter
+        (2.0, 1.0, 5),
+        (10.0, 0.1, 2),  # the smallest n with a spread
+        (0.5, 0.0, 2),  # no spread: any difference is settled by 2 seeds
+        (1.5e-12, 0.0, 2),  # above the rounding threshold 1e-12 · max(1, sd)
+        (1e-12, 0.0, None),  # at it: no difference
+        (0.0, 0.5, None),
+    ],
+)
+def test_seeds_needed_is_the_smallest_n_with_80_percent_power(mean, sd, needed):
+    from rw_mtl.report.litmus import seeds_needed
+
+    assert seeds_needed(mean, sd) == needed
+
+
+def test_seeds_needed_gives_up_beyond_max_seeds(monkeypatch):
+    from rw_mtl.report import litmus
+
+    monkeypatch.setattr(litmus, "MAX_SEEDS", 10)
+    assert litmus.seeds_needed(1.0, 1.0) == 10
+    monkeypatch.setattr(litmus, "MAX_SEEDS", 9)
+    assert litmus.seeds_needed(1.0, 1.0) is None
+
+
+# ---------------------------------------------------------------------------------------- identity
+def test_config_part_drops_what_only_results_json_knows():
+    from rw_mtl.report.identity import config_part
+
+    part = {"tasks": "[…]", "result.arch": "hps", "arch.name": "hps", "weighting.loss.name": "ew"}
+    assert config_part(part) == {"arch.name": "hps", "weighting.loss.name": "ew"}
+
+
+def test_config_identity_is_the_digest_of_the_setting_and_method_parts():
+    from rw_mtl.report.identity import config_identity, digest
+
+    config = {
+        "seed": 3,
+        "dataset": {"name": "nyuv2", "datamodule": {"batch_size": 8}},
+        "arch": {"name": "hps"},
+        "weighting": {"loss": {"name": "rlw", "hparams": {"distribution": "normal"}}},
+    }
+    setting = {"dataset.name": "nyuv2", "dataset.datamodule.batch_size": 8}
+    method = {
+        "arch.name": "hps",
+        "weighting.loss.name": "rlw",
+        "weighting.loss.hparams.distribution": "normal",
+    }
+    assert config_identity(config) == (digest(setting), digest(method))
+    assert config_identity({**config, "seed": 4}) == config_identity(config)
+
+
+def test_show_writes_values_as_yaml_does():
+    from rw_mtl.report.identity import show
+
+    assert [show(None), show(True), show(False), show(0.5), show("rep")] == [
+        "null",
+        "true",
+        "false",
+        "0.5",
+        "rep",
+    ]
+
+
+def test_slug_keeps_names_and_drops_the_rest():
+    from rw_mtl.report.wandb_report import slug
+
+    assert slug("  XLoss (c=0.5) X ") == "XLoss_c=0.5_X"
+    assert slug("__a/b__") == "a_b"
