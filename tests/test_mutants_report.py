@@ -649,3 +649,24 @@ def test_slug_keeps_names_and_drops_the_rest():
 
     assert slug("  XLoss (c=0.5) X ") == "XLoss_c=0.5_X"
     assert slug("__a/b__") == "a_b"
+
+
+def test_report_group_falls_back_to_the_directory_name(tmp_path):
+    """Two different log_dirs, or a log_dir the directory is not under: the directory's own name."""
+    from rw_mtl.report.collect import collect
+    from rw_mtl.report.wandb_report import report_group
+
+    metrics = {"segmentation": {"miou": 50.0}}
+    tasks = {"segmentation": {"miou": True}}
+    sweep = tmp_path / "x" / "m" / "sweep"
+    for seed, log_dir in ((0, tmp_path), (1, tmp_path / "x")):  # both above the sweep: no one log_dir
+        payload = {
+            "dataset": "toy", "arch": "hps", "loss_method": "ew", "grad_method": "none", "seed": seed,
+            "tasks": tasks, "metrics": {"test": metrics}, "config": {"paths": {"log_dir": str(log_dir)}},
+        }  # fmt: skip
+        write_json_atomic(sweep / f"s{seed}" / "results.json", payload)
+    assert report_group(collect([sweep]), [sweep]) == "sweep"
+    elsewhere = tmp_path / "elsewhere" / "sweep2"
+    payload["config"] = {"paths": {"log_dir": str(tmp_path / "x")}}
+    write_json_atomic(elsewhere / "s0" / "results.json", {**payload, "seed": 0})
+    assert report_group(collect([elsewhere]), [elsewhere]) == "sweep2"
