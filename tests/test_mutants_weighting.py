@@ -6,6 +6,7 @@ Frank-Wolfe."""
 # ruff: noqa: E501 (the expected messages are whole sentences of the code)
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -435,3 +436,40 @@ def test_hparams_on_the_edge_of_their_range_are_accepted(name, task_num, hparams
     for key, value in hparams.items():
         stored = getattr(method, key, value)
         assert stored == value or isinstance(stored, torch.Tensor)
+
+
+# --------------------------------------------------------------------------------------------- MoCo
+def _moco_reference(grads, losses, steps, beta=0.5, beta_sigma=0.5, gamma=0.1, gamma_sigma=0.5, rho=0.0):
+    """MoCo (Fernando et al., 2023, Algorithm 1) written out: N = ℓ_t g_t / ‖g_t‖, Y ← Y − β_k (Y − N),
+    λ ← softmax(λ − γ_k (Y Yᵀ + ρ I) λ), d = λᵀ Y, with β_k = β / k^{β_σ}, γ_k = γ / k^{γ_σ}, λ_0 = 1/T."""
+    task_num = grads.shape[0]
+    normalised = grads / grads.norm(dim=1, keepdim=True) * losses[:, None]
+    tracked, lambd = torch.zeros_like(grads), torch.full((task_num,), 1.0 / task_num, dtype=grads.dtype)
+    for k in range(1, steps + 1):
+        tracked = tracked - beta / k**beta_sigma * (tracked - normalised)
+        mixing = tracked @ tracked.T + rho * torch.eye(task_num, dtype=grads.dtype)
+        lambd = torch.softmax(lambd - gamma / k**gamma_sigma * (mixing @ lambd), dim=0)
+    return lambd @ tracked
+
+
+@pytest.mark.parametrize(
+    "hparams", [{}, {"beta": 0.3, "beta_sigma": 1.0, "gamma": 2.0, "gamma_sigma": 0.0, "rho": 0.5}]
+)
+def test_moco_follows_its_algorithm_over_three_steps(hparams):
+    grads = T([[1.0, 0.0], [1.0, 0.2], [0.0, 3.0]], dtype=torch.float64)
+    losses = T([1.0, 2.0, 0.5], dtype=torch.float64)
+    method = get("moco")(3, **hparams)
+    for steps in (1, 2, 3):
+        direction = method.aggregate(grads, losses)
+        torch.testing.assert_close(direction, _moco_reference(grads, losses, steps, **hparams))
+    assert direction.dtype == torch.float64 and int(method.step) == 3
+
+
+def test_dwa_loss_ratios_below_one_are_not_clamped():
+    """Epoch losses (0.5, 0.25) then (0.25, 0.25): ratios (½, 1) as for (2, 1) then (1, 1) — the clamp only
+    keeps a zero loss off the denominator: λ = 2 · softmax((½, 1) / 2) = 2 · (0.4378, 0.5622)."""
+    method = get("dwa")(2)
+    method.epoch_end(T([0.5, 0.25]))
+    method.epoch_end(T([0.25, 0.25]))
+    first = 1 / (1 + math.exp(0.25))
+    torch.testing.assert_close(method.weights(torch.ones(2)), 2 * T([first, 1 - first]))
