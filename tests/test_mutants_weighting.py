@@ -473,3 +473,28 @@ def test_dwa_loss_ratios_below_one_are_not_clamped():
     method.epoch_end(T([0.25, 0.25]))
     first = 1 / (1 + math.exp(0.25))
     torch.testing.assert_close(method.weights(torch.ones(2)), 2 * T([first, 1 - first]))
+
+
+# ------------------------------------------------------------------------------------------ jacobian
+def test_own_input_gradients_refuses_mismatched_inputs_saying_what_to_do():
+    from rw_mtl.weighting.jacobian import own_input_gradients
+
+    first, second = torch.ones(2, 3, requires_grad=True), torch.ones(3, 3, requires_grad=True)
+    losses = torch.stack([first.sum(), second.sum()])
+    message = (
+        "rep mode with one input per task needs one representation per task, all of one shape "
+        "(got [(2, 3), (3, 3)]); use equal per-task batch sizes with drop_last, or weighting.grad.mode=param"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        own_input_gradients(losses, [first, second])
+    with pytest.raises(ValueError, match=re.escape("(got [(2, 3)])")):  # one input for two tasks
+        own_input_gradients(losses, [first])
+
+
+def test_own_input_gradients_give_zero_rows_to_an_input_no_loss_reaches():
+    """Task 1's loss does not depend on its own input: its row is zeros, not an error."""
+    from rw_mtl.weighting.jacobian import own_input_gradients
+
+    first, second = torch.ones(2, requires_grad=True), torch.ones(2, requires_grad=True)
+    losses = torch.stack([(3 * first).sum(), (2 * first).sum()])
+    torch.testing.assert_close(own_input_gradients(losses, [first, second]), T([[3.0, 3.0], [0.0, 0.0]]))
