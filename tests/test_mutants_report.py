@@ -670,3 +670,92 @@ def test_report_group_falls_back_to_the_directory_name(tmp_path):
     payload["config"] = {"paths": {"log_dir": str(tmp_path / "x")}}
     write_json_atomic(elsewhere / "s0" / "results.json", {**payload, "seed": 0})
     assert report_group(collect([elsewhere]), [elsewhere]) == "sweep2"
+
+
+# ------------------------------------------------------------------------------- python -m rw_mtl.report
+@pytest.fixture
+def no_rasterising(monkeypatch):
+    """Figures drawn but not rasterised (savefig writes nothing): the CLI tests stay fast."""
+    from matplotlib.figure import Figure
+
+    monkeypatch.setattr(Figure, "savefig", lambda self, *args, **kwargs: None)
+
+
+def test_cli_writes_every_output_and_prints_the_report(tmp_path, capsys, no_rasterising, monkeypatch):
+    from rw_mtl.report.__main__ import main
+
+    runs, paper = write_sweep(tmp_path)
+    out = tmp_path / "out"
+    assert main([str(runs), "--paper-dir", str(paper), "--split", "test", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    expected = build([runs], "test", paper).markdown
+    assert printed.out.startswith(expected + "\n")
+    names = ["report.md", "report.csv", "report.tex", "litmus.json", "fig1_distributions.png", "litmus.png"]
+    assert printed.out.endswith("wrote " + ", ".join(str(out / name) for name in names) + "\n")
+    assert printed.err == ""
+    assert (out / "report.md").read_text() == expected
+    assert json.loads((out / "litmus.json").read_text())["comparisons"][0]["method"] == "UW"
+
+    # the defaults: <first dir>/report, the paper's tables shipped with rw_mtl, and --no-delta-p
+    assert main([str(runs), "--split", "test", "--no-delta-p"]) == 0
+    markdown = (runs / "report" / "report.md").read_text()
+    assert "Δp ↑" not in markdown and "### nyuv2 — the paper's Table 1" in markdown
+
+
+def test_cli_refuses_a_split_no_run_has_and_a_missing_directory(tmp_path, capsys, no_rasterising):
+    from rw_mtl.report.__main__ import main
+
+    runs, _ = write_sweep(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(runs)])  # the default split, test_at_best_val: these runs only have test metrics
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        f"warning: skipped {runs / 'hps' / 'ew-none' / 's0' / 'results.json'}: no test_at_best_val metrics"
+        in err
+    )
+    assert err.rstrip().endswith(f"error: no usable results.json under {runs}; run `rw-mtl` first")
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "missing"), "--split", "test"])
+    assert (
+        capsys.readouterr().err.rstrip().endswith(f"error: no such results directory: {tmp_path / 'missing'}")
+    )
+    with pytest.raises(SystemExit):
+        main([str(runs), "--split", "val"])
+    assert "invalid choice: 'val' (choose from" in capsys.readouterr().err
+
+
+def test_cli_help_says_what_each_option_does(capsys, monkeypatch):
+    from rw_mtl.report.__main__ import main
+
+    monkeypatch.setenv("COLUMNS", "400")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.startswith("usage: rw-mtl report [-h] [--out OUT] [--split {test_at_best_val,test}]")
+    for help_text in (
+        "run or sweep directories holding results.json",
+        "where to write the report (default: <first dir>/report)",
+        "test metrics of the best-validation checkpoint (default) or of the final model",
+        "force the Δp column on (or off); default: as the paper's table of the dataset has one (not Tables 3, 7, 8)",
+        "--wandb [PROJECT] also log the tables and figures as a W&B run (default project: rw_mtl)",
+        "--wandb-group WANDB_GROUP the W&B group (default: the sweep's, as its runs logged)",
+        "``rw-mtl report DIR…``: results.json files → the paper's tables",
+    ):
+        assert help_text in text
+
+
+def test_cli_logs_to_wandb_in_the_sweeps_group(tmp_path, capsys, no_rasterising, monkeypatch):
+    import sys
+
+    from rw_mtl.report.__main__ import main
+
+    runs, paper = write_sweep(tmp_path)
+    fake = _FakeWandb(tmp_path / "wandb")
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    assert main([str(runs), "--split", "test", "--wandb"]) == 0
+    assert (fake.init_kwargs["project"], fake.init_kwargs["group"]) == ("rw_mtl", "runs")
+    assert list(fake.logged)[-1] == "figures/litmus"  # the PNGs only
+    assert "logged to W&B: project rw_mtl, group runs\n" in capsys.readouterr().out
+    assert main([str(runs), "--split", "test", "--wandb", "proj", "--wandb-group", "g"]) == 0
+    assert (fake.init_kwargs["project"], fake.init_kwargs["group"]) == ("proj", "g")
