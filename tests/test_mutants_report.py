@@ -635,12 +635,12 @@ def test_config_identity_is_the_digest_of_the_setting_and_method_parts():
 def test_show_writes_values_as_yaml_does():
     from rw_mtl.report.identity import show
 
-    assert [show(None), show(True), show(False), show(0.5), show("rep")] == [
+    assert [show(None), show(True), show(False), show(0.5), show("Rep")] == [
         "null",
         "true",
         "false",
         "0.5",
-        "rep",
+        "Rep",
     ]
 
 
@@ -759,3 +759,98 @@ def test_cli_logs_to_wandb_in_the_sweeps_group(tmp_path, capsys, no_rasterising,
     assert "logged to W&B: project rw_mtl, group runs\n" in capsys.readouterr().out
     assert main([str(runs), "--split", "test", "--wandb", "proj", "--wandb-group", "g"]) == 0
     assert (fake.init_kwargs["project"], fake.init_kwargs["group"]) == ("proj", "g")
+
+
+def write_edge_sweep(root: Path) -> Path:
+    """Figures' edge cases, one task (mIoU ↑): a setting whose EW ends validation at mIoU 0 (no Fig. 2
+    panel: Δp divides by it) with an MTAN run; a setting without EW (no reference); then NYUv2 with RLW
+    without a distribution key (the default, normal), RLW with a sampler Section 5.3 does not name, RLW on
+    MTAN, a one-seed UW, and RGW's validation history after rows without one."""
+
+    def history(first):
+        return (
+            [{"epoch": e, "metrics": {"segmentation": {"miou": first + e}}} for e in range(3)]
+            if first
+            else []
+        )
+
+    runs = [  # directory, dataset, arch, loss, grad, distribution, seed, test mIoU, validation history
+        (
+            "0aaa-ew",
+            "aaa",
+            "hps",
+            "ew",
+            "none",
+            None,
+            0,
+            50.0,
+            [{"epoch": 0, "metrics": {"segmentation": {"miou": 0.0}}}],
+        ),
+        ("0aaa-mtan", "aaa", "mtan", "ew", "none", None, 0, 40.0, []),
+        ("0aab-uw", "aab", "hps", "uw", "none", None, 0, 40.0, []),
+        ("ew", "nyuv2", "hps", "ew", "none", None, 0, 49.0, history(47)),
+        ("ew", "nyuv2", "hps", "ew", "none", None, 1, 51.0, history(49)),
+        ("rlw", "nyuv2", "hps", "rlw", "none", None, 0, 51.0, []),
+        ("rlw", "nyuv2", "hps", "rlw", "none", None, 1, 53.0, []),
+        ("rlw-beta", "nyuv2", "hps", "rlw", "none", "beta", 0, 50.0, []),
+        ("rlw-beta", "nyuv2", "hps", "rlw", "none", "beta", 1, 52.0, []),
+        ("rlw-mtan", "nyuv2", "mtan", "rlw", "none", "uniform", 0, 52.0, history(48)),
+        ("rlw-mtan", "nyuv2", "mtan", "rlw", "none", "uniform", 1, 54.0, history(50)),
+        ("uw", "nyuv2", "hps", "uw", "none", None, 0, 52.0, []),
+        ("rgw", "nyuv2", "hps", "ew", "rgw", None, 0, 50.0, history(48)),
+        ("rgw", "nyuv2", "hps", "ew", "rgw", None, 1, 50.0, history(50)),
+    ]
+    for directory, dataset, arch, loss, grad, distribution, seed, miou, val_history in runs:
+        weighting = {"name": loss, **({"hparams": {"distribution": distribution}} if distribution else {})}
+        payload = {
+            "dataset": dataset, "arch": arch, "loss_method": loss, "grad_method": grad, "seed": seed,
+            "tasks": {"segmentation": {"miou": True}}, "metrics": {"test": {"segmentation": {"miou": miou}}},
+            "config": {"weighting": {"loss": weighting, "grad": {"name": grad}}},
+            "val_history": val_history,
+        }  # fmt: skip
+        write_json_atomic(root / directory / f"s{seed}" / "results.json", payload)
+    return root
+
+
+def test_figures_skip_what_they_cannot_draw_and_draw_the_rest(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from rw_mtl.report import figures
+    from rw_mtl.report.collect import collect
+    from rw_mtl.report.tables import build_tables
+
+    tables, _ = build_tables(collect([write_edge_sweep(tmp_path / "runs")]), "test", None)
+    closed = []
+    monkeypatch.setattr(figures.plt, "close", closed.append)
+    monkeypatch.setattr(Figure, "savefig", lambda self, *args, **kwargs: None)
+    for draw in (figures.distribution_boxplot, figures.validation_curves, figures.litmus_plot):
+        assert draw(tables, tmp_path / "figure.png") is not None
+    boxes, curves, litmus = closed
+
+    (axes,) = boxes.axes  # HPS only: not the RLW runs on MTAN
+    assert axes.get_title() == "nyuv2: RLW, 2 seeds each"
+    assert [label.get_text() for label in axes.get_xticklabels()] == ["Normal", "beta"]
+
+    (axes,) = curves.axes  # only NYUv2 on HPS: aaa's EW ends at 0, aab has no EW, MTAN is not HPS
+    assert axes.get_title().startswith("nyuv2 (")
+    lines = {line.get_label(): list(line.get_ydata()) for line in axes.lines if line.get_linestyle() == "-"}
+    assert lines == {"EW (2 seeds)": [-4.0, -2.0, 0.0], "RGW (2 seeds)": [-2.0, 0.0, 2.0]}
+
+    assert [axes.get_title() for axes in litmus.axes] == [
+        "aaa — HPS (1 seeds)",
+        "aaa — MTAN (1 seeds)",
+        "nyuv2 — HPS (1–2 seeds)",
+        "nyuv2 — MTAN (2 seeds)",
+    ]
+    nyuv2 = litmus.axes[2]
+    labels = [label.get_text() for label in nyuv2.get_yticklabels()]
+    assert labels == ["EW", "UW", "RLW", "RLW (distribution=beta)", "RGW"]
+    uw = [line for line in nyuv2.lines if line.get_ydata()[0] == 3]  # UW's one seed: Δp 4 %, no interval
+    assert sorted(float(line.get_xdata()[0]) for line in uw) == [4.0, 4.0, 4.0]
+
+
+def test_seed_counts_in_titles():
+    from rw_mtl.report.figures import _seed_text
+
+    assert _seed_text([[0.0, 1.0], [2.0, 3.0]]) == "2 seeds each"
+    assert _seed_text([[0.0, 1.0], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0]]) == "2–4 seeds"
