@@ -774,6 +774,9 @@ def write_edge_sweep(root: Path) -> Path:
             else []
         )
 
+    def every_other(last):  # validated at epochs 0, 2, 4
+        return [{"epoch": 2 * e, "metrics": {"segmentation": {"miou": last - 2 + e}}} for e in range(3)]
+
     runs = [  # directory, dataset, arch, loss, grad, distribution, seed, test mIoU, validation history
         (
             "0aaa-ew",
@@ -799,6 +802,9 @@ def write_edge_sweep(root: Path) -> Path:
         ("uw", "nyuv2", "hps", "uw", "none", None, 0, 52.0, []),
         ("rgw", "nyuv2", "hps", "ew", "rgw", None, 0, 50.0, history(48)),
         ("rgw", "nyuv2", "hps", "ew", "rgw", None, 1, 50.0, history(50)),
+        ("zzz-ew", "zzz", "hps", "ew", "none", None, 0, 50.0, every_other(49)),
+        ("zzz-ew", "zzz", "hps", "ew", "none", None, 1, 50.0, every_other(51)),
+        ("zzz-uw", "zzz", "hps", "uw", "none", None, 0, 50.0, every_other(50)),
     ]
     for directory, dataset, arch, loss, grad, distribution, seed, miou, val_history in runs:
         weighting = {"name": loss, **({"hparams": {"distribution": distribution}} if distribution else {})}
@@ -831,17 +837,32 @@ def test_figures_skip_what_they_cannot_draw_and_draw_the_rest(tmp_path, monkeypa
     assert axes.get_title() == "nyuv2: RLW, 2 seeds each"
     assert [label.get_text() for label in axes.get_xticklabels()] == ["Normal", "beta"]
 
-    (axes,) = curves.axes  # only NYUv2 on HPS: aaa's EW ends at 0, aab has no EW, MTAN is not HPS
-    assert axes.get_title().startswith("nyuv2 (")
-    lines = {line.get_label(): list(line.get_ydata()) for line in axes.lines if line.get_linestyle() == "-"}
+    # NYUv2 and zzz on HPS: aaa's EW ends at 0, aab has no EW, MTAN is not HPS
+    assert [axes.get_title()[:6] for axes in curves.axes] == ["nyuv2 ", "zzz (E"]
+    assert list(curves.get_size_inches()) == pytest.approx([3.4, 5.0])
+    nyuv2, zzz = curves.axes
+    lines = {line.get_label(): list(line.get_ydata()) for line in nyuv2.lines if line.get_linestyle() == "-"}
     assert lines == {"EW (2 seeds)": [-4.0, -2.0, 0.0], "RGW (2 seeds)": [-2.0, 0.0, 2.0]}
+    # zzz: EW's last epoch 50 on average; UW's one seed 48, 49, 50 at epochs 0, 2, 4 with no spread
+    (uw,) = [line for line in zzz.lines if line.get_label() == "UW (1 seeds)"]
+    assert (list(uw.get_xdata()), list(uw.get_ydata())) == ([0, 2, 4], [-4.0, -2.0, 0.0])
+    band = zzz.collections[1].get_paths()[0].vertices
+    assert sorted({round(float(y), 9) for x, y in band if x == 2}) == [-2.0]
+    (zero,) = [line for line in zzz.lines if line.get_linestyle() == "--"]
+    assert (list(zero.get_ydata()), zero.get_color()) == ([0.0, 0.0], "0.4")
 
     assert [axes.get_title() for axes in litmus.axes] == [
         "aaa — HPS (1 seeds)",
         "aaa — MTAN (1 seeds)",
         "nyuv2 — HPS (1–2 seeds)",
         "nyuv2 — MTAN (2 seeds)",
+        "zzz — HPS (1–2 seeds)",
     ]
+    rows = [1, 1, 5, 1, 2]  # the panels' heights follow their rows: 0.8 + 0.22 per row
+    heights = [axes.get_position().height for axes in litmus.axes]
+    ratios = [(0.8 + 0.22 * n) / (0.8 + 0.22 * rows[0]) for n in rows]
+    assert [h / heights[0] for h in heights] == pytest.approx(ratios, rel=1e-3)
+    assert list(litmus.get_size_inches()) == pytest.approx([3.4, sum(0.8 + 0.22 * n for n in rows) + 0.3])
     nyuv2 = litmus.axes[2]
     labels = [label.get_text() for label in nyuv2.get_yticklabels()]
     assert labels == ["EW", "UW", "RLW", "RLW (distribution=beta)", "RGW"]
