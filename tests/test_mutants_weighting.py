@@ -498,3 +498,36 @@ def test_own_input_gradients_give_zero_rows_to_an_input_no_loss_reaches():
     first, second = torch.ones(2, requires_grad=True), torch.ones(2, requires_grad=True)
     losses = torch.stack([(3 * first).sum(), (2 * first).sum()])
     torch.testing.assert_close(own_input_gradients(losses, [first, second]), T([[3.0, 3.0], [0.0, 0.0]]))
+
+
+# --------------------------------------------------------------------------------------------- MOML
+def test_moml_update_is_the_min_norm_point_of_the_unit_alpha_rows_for_three_tasks():
+    """With two tasks the α-rows H_t J are parallel (J = diag(w) − w wᵀ has rank 1) and the min-norm point
+    is 0 or one row whatever their lengths; with three it depends on normalising each row to unit length."""
+    from rw_mtl.weighting.interface import MetaStep
+
+    torch.manual_seed(0)
+    x_train, x_val, targets = torch.randn(8, 3), torch.randn(6, 3), torch.randn(3, 3)
+    theta = {"w": torch.randn(3, requires_grad=True), "b": torch.randn(1, requires_grad=True)}
+
+    def task_losses(params, x):
+        out = x @ params["w"] + params["b"]
+        return torch.stack([((out - x @ targets[t]) ** 2).mean() for t in range(3)])
+
+    method = get("moml")(3)
+    with torch.no_grad():
+        method.logits.copy_(T([0.3, -0.2, 0.1]))
+    meta = MetaStep(
+        losses=task_losses(theta, x_train),
+        params=theta,
+        validation_losses=lambda p: task_losses(p, x_val),
+        training_losses=lambda p: task_losses(p, x_train),
+        learning_rate=1e-4,
+    )
+    (update,) = torch.autograd.grad(method.meta_step(meta), method.logits)
+    weights = torch.softmax(method.logits.detach(), 0)
+    rows = method.last_hypergradient @ (torch.diag(weights) - weights[:, None] * weights[None, :])
+    rows = rows / rows.norm(dim=1, keepdim=True)
+    expected = min_norm_weights(rows @ rows.T) @ rows
+    assert expected.norm() > 1e-3  # not the trivial 0 of the two-task case
+    torch.testing.assert_close(update, expected, atol=1e-7, rtol=1e-5)
