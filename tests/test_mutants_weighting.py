@@ -100,6 +100,18 @@ def test_gradient_methods_that_read_losses_say_why(name, hparams, why):
 # ---------------------------------------------------------------- hparam bounds: each edge, each alone
 BAD_HPARAMS = [  # method, tasks, the one bad hparam, the message up to the values it reports
     (
+        "upgrad",
+        3,
+        {"reg_eps": 0},
+        "UPGrad needs norm_eps >= 0 and reg_eps > 0 (weighting.grad.hparams; reg_eps keeps the projection problem strictly convex), got",
+    ),
+    (
+        "dualproj",
+        3,
+        {"norm_eps": -0.5},
+        "DualProj needs norm_eps >= 0 and reg_eps > 0 (weighting.grad.hparams; reg_eps keeps the projection problem strictly convex), got",
+    ),
+    (
         "auto_lambda",
         3,
         {"learning_rate": 0},
@@ -402,6 +414,7 @@ def test_each_bad_hparam_alone_is_refused_naming_its_key(name, task_num, hparams
 
 
 EDGE_HPARAMS = [  # values on the accepted side of each bound
+    ("upgrad", 3, {"norm_eps": 0}),
     ("famo", 3, {"gamma": 0}),
     ("forum", 3, {"inner_steps": 1}),
     ("moml", 3, {"inner_lr": None}),
@@ -531,3 +544,44 @@ def test_moml_update_is_the_min_norm_point_of_the_unit_alpha_rows_for_three_task
     expected = min_norm_weights(rows @ rows.T) @ rows
     assert expected.norm() > 1e-3  # not the trivial 0 of the two-task case
     torch.testing.assert_close(update, expected, atol=1e-7, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------- STCH
+@pytest.mark.parametrize(("mu", "expected"), [(1.0, [1.0, 0.5, 0.25]), (0.5, [4 / 3, 1 / 6, 1 / 12])])
+def test_stch_after_warm_up_weighs_the_smoothed_max_of_nadir_ratios(mu, expected):
+    """Nadir (1, 2, 4) from epoch 0; losses (2, 1, 2): ratios r = (2, ½, ½), softmax(log r / μ) = r^{1/μ} /
+    Σ r^{1/μ}, λ = T · softmax / ℓ: μ = 1: 3 · (⅔, ⅙, ⅙) / (2, 1, 2); μ = ½: 3 · (4, ¼, ¼) / 4.5 / (2, 1, 2)."""
+    method = get("stch")(3, mu=mu, warmup_epoch=0)
+    torch.testing.assert_close(method.weights(T([2.0, 1.0, 2.0])), T([0.5, 1.0, 0.5]), rtol=1e-6, atol=0)
+    method.epoch_end(T([1.0, 2.0, 4.0]))
+    weights = method.weights(T([2.0, 1.0, 2.0], dtype=torch.float64))
+    torch.testing.assert_close(weights, T(expected, dtype=torch.float64), rtol=1e-6, atol=0)
+
+
+def test_stch_keeps_a_zero_loss_finite_after_warm_up():
+    """Nadir (2, 2, 4), losses (0, 1, 2): softmax weight ε / (1 + ε) on the zero loss, divided by ε · 2:
+    λ_0 = 3 · ½ = 1.5 (the ε terms cancel); the others 3 · ½ / 1 and 3 · ½ / 2."""
+    method = get("stch")(3, warmup_epoch=0)
+    method.epoch_end(T([2.0, 2.0, 4.0]))
+    weights = method.weights(T([0.0, 1.0, 2.0], dtype=torch.float64))
+    torch.testing.assert_close(weights, T([1.5, 1.5, 0.75], dtype=torch.float64), rtol=1e-6, atol=0)
+
+
+# ------------------------------------------------------------------------------- UPGrad / DualProj
+def test_regularized_gram_is_torchjds_normalise_then_regularise():
+    from rw_mtl.weighting.dual_cone import regularized_gram
+
+    gram = T([[3.0, 1.0], [1.0, 1.0]], dtype=torch.float64)  # trace 4
+    expected = gram / 4 + 0.01 * torch.eye(2, dtype=torch.float64)
+    torch.testing.assert_close(regularized_gram(gram, 1e-4, 0.01), expected, rtol=0, atol=1e-15)
+    tiny = gram * 1e-6  # trace 4e-6 below norm_eps: only the regulariser
+    torch.testing.assert_close(regularized_gram(tiny, 1e-4, 0.01), 0.01 * torch.eye(2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", ["upgrad", "dualproj"])
+def test_dual_cone_methods_equal_torchjd_on_conflicting_gradients(name):
+    from torchjd.aggregation import DualProj, UPGrad
+
+    grads = T([[1.0, 0.0, 2.0], [-2.0, 1.0, -1.0], [0.5, -1.0, 0.0]], dtype=torch.float64)
+    reference = {"upgrad": UPGrad, "dualproj": DualProj}[name]()(grads)
+    torch.testing.assert_close(get(name)(3).aggregate(grads), reference, atol=1e-6, rtol=1e-5)
