@@ -350,6 +350,10 @@ def test_fig1_boxes_per_sampler_in_section_5_3_order_with_every_seed_as_a_dot(dr
     (legend,) = figure.legends
     assert [text.get_text() for text in legend.get_texts()] == ["EW"] and legend._ncols == 1
     assert not legend.get_frame_on() and legend.get_texts()[0].get_fontsize() == 7
+    # one legend under the panels: its top centre anchored at the figure's bottom centre
+    assert legend._loc == 9  # matplotlib's code of "upper center"
+    anchor = legend.get_bbox_to_anchor().transformed(figure.transFigure.inverted())
+    assert (anchor.x0, anchor.y0) == pytest.approx((0.5, 0.0))
 
 
 def test_fig2_validation_curves_are_the_seed_mean_and_a_one_std_band(drawn):
