@@ -585,3 +585,15 @@ def test_dual_cone_methods_equal_torchjd_on_conflicting_gradients(name):
     grads = T([[1.0, 0.0, 2.0], [-2.0, 1.0, -1.0], [0.5, -1.0, 0.0]], dtype=torch.float64)
     reference = {"upgrad": UPGrad, "dualproj": DualProj}[name]()(grads)
     torch.testing.assert_close(get(name)(3).aggregate(grads), reference, atol=1e-6, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------- interface errors
+def test_interface_errors_say_what_is_missing():
+    from rw_mtl.weighting.interface import Combination, TaskGradients
+
+    message = "per-sample gradients exist in rep mode only; set weighting.grad.mode=rep"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        TaskGradients(torch.ones(2, 3)).per_sample()
+    message = "a method that returns a direction has no per-task contributions"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        Combination(direction=torch.ones(3)).contributions_for(torch.ones(2, 3))
