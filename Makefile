@@ -58,9 +58,9 @@ bench: $(STAMP) ## step time of every weighting relative to EW (PRESET=nyuv2|cel
 test: $(STAMP) ## run the test suite (fast, CPU, deterministic)
 	$(BIN)/python -m pytest -q
 
-mutate: $(STAMP) ## mutation testing (mutmut) of weighting, tasks, report, multi_digits; score per module (docs/testing.md)
+mutate: $(STAMP) ## mutation testing (mutmut) of weighting, tasks, report, multi_digits; score per module; MUTANTS='rw_mtl.report.*' for a part (docs/testing.md)
 	$(BIN)/pip install -q -e '.[mutate]'
-	RW_MTL_TORCH_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children $(or $(JOBS),2)
+	RW_MTL_TORCH_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children $(or $(JOBS),2) $(MUTANTS)
 	$(BIN)/python scripts/mutation_score.py mutants
 
 lint: $(STAMP) ## ruff check + format check

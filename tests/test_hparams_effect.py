@@ -85,30 +85,38 @@ def test_uw_init_log_variance_sets_the_initial_weights(init, weight, penalty):
     assert method.regularization().item() == pytest.approx(penalty)
 
 
-# ----------------------------------------------------------------------------------------------- DWA
+# ------------------------------------------------------------------------------------------ EW / DWA
+@pytest.mark.parametrize(("weight_sum", "weight"), [("tasks", 1.0), ("one", 1 / TASKS)])
+def test_ew_weight_sum_sets_the_scale(weight_sum, weight):
+    """λ_t = 1 (``tasks``, the default: LibMTL's Σ ℓ_t) or 1/T (``one``: the paper's text)."""
+    got = get("ew")(TASKS, weight_sum=weight_sum).weights(T([4.0, 0.5, 2.0]))
+    torch.testing.assert_close(got, torch.full((TASKS,), weight))
+    assert get("ew")(TASKS).weights(torch.ones(TASKS)).sum().item() == TASKS
+
+
 @pytest.mark.parametrize("temperature", [2.0, 0.5])
 def test_dwa_temperature_divides_the_loss_ratios(temperature):
-    """Epoch losses (2, 1) then (1, 1): ratios (½, 1), λ = T · softmax(r / temperature): for 2 (the default)
+    """Epoch losses (2, 1) then (1, 1): ratios (½, 1), λ = 2 · softmax(r / temperature): for 2 (the default)
     2 · (0.4378, 0.5622), for ½ 2 · softmax(1, 2) = 2 · (0.2689, 0.7311)."""
     method = get("dwa")(2, temperature=temperature)
     method.epoch_end(T([2.0, 1.0]))
     method.epoch_end(T([1.0, 1.0]))
     expected = {2.0: 1 / (1 + math.exp(0.25)), 0.5: 1 / (1 + math.exp(1.0))}[temperature]
-    torch.testing.assert_close(method.weights(torch.ones(2)), T([2 * expected, 2 * (1 - expected)]))
+    torch.testing.assert_close(method.weights(torch.ones(2)), 2 * T([expected, 1 - expected]))
 
 
-@pytest.mark.parametrize(("weight_sum", "scale"), [("tasks", 3.0), ("one", 1.0)])
-def test_ew_and_dwa_weight_sum_sets_the_scale_of_the_weights(weight_sum, scale):
-    """``tasks`` (the default, LibMTL's): EW λ_t = 1, DWA T · softmax; ``one``: the same divided by T. DWA
-    after epoch losses (2, 1, 1) then (1, 1, 1): ratios (½, 1, 1), λ ∝ softmax(r / 2)."""
-    torch.testing.assert_close(
-        get("ew")(3, weight_sum=weight_sum).weights(torch.ones(3)), torch.full((3,), scale / 3)
-    )
-    dwa = get("dwa")(3, weight_sum=weight_sum)
-    dwa.epoch_end(T([2.0, 1.0, 1.0]))
-    dwa.epoch_end(T([1.0, 1.0, 1.0]))
-    softmax = torch.softmax(T([0.25, 0.5, 0.5]), dim=0)
-    torch.testing.assert_close(dwa.weights(torch.ones(3)), scale * softmax)
+@pytest.mark.parametrize(("weight_sum", "total"), [("tasks", 3.0), ("one", 1.0)])
+def test_dwa_weight_sum_scales_every_epoch(weight_sum, total):
+    """S = T (default) or 1: λ = S/T for the first two epochs, then S · softmax(r / 2); here epoch losses
+    (1, 1, 1), (2, 1, 1): ratios (2, 1, 1), softmax(1, ½, ½) = (e^½, 1, 1) / (e^½ + 2)."""
+    method = get("dwa")(TASKS, weight_sum=weight_sum)
+    torch.testing.assert_close(method.weights(torch.ones(TASKS)), torch.full((TASKS,), total / TASKS))
+    method.epoch_end(T([1.0, 1.0, 1.0]))
+    torch.testing.assert_close(method.weights(torch.ones(TASKS)), torch.full((TASKS,), total / TASKS))
+    method.epoch_end(T([2.0, 1.0, 1.0]))
+    e = math.exp(0.5)
+    expected = total * T([e, 1.0, 1.0]) / (e + 2)
+    torch.testing.assert_close(method.weights(torch.ones(TASKS)), expected)
 
 
 # ----------------------------------------------------------------------- MOML / RotoGrad: learning_rate
@@ -237,13 +245,13 @@ COVERED = {
     ("rgw", "distribution"): [test_rgw_distribution_selects_the_sampling_scheme],
     ("uw", "init_log_variance"): [test_uw_init_log_variance_sets_the_initial_weights],
     ("dwa", "temperature"): [test_dwa_temperature_divides_the_loss_ratios],
-    ("dwa", "weight_sum"): [test_ew_and_dwa_weight_sum_sets_the_scale_of_the_weights],
-    ("ew", "weight_sum"): [test_ew_and_dwa_weight_sum_sets_the_scale_of_the_weights],
     ("moml", "learning_rate"): [test_moml_learning_rate_is_its_logits_group],
     ("moml", "inner_lr"): [loss_tests.test_moml_hypergradient_is_exact_for_the_one_step_unroll],
     ("gradnorm", "variant"): [
         grad_tests.test_gradnorm_libmtl_variant_is_ew_in_epoch_0_then_balances_from_its_mean_loss
     ],
+    ("ew", "weight_sum"): [test_ew_weight_sum_sets_the_scale],
+    ("dwa", "weight_sum"): [test_dwa_weight_sum_scales_every_epoch],
     ("gradnorm", "weight_sum"): [
         grad_tests.test_gradnorm_libmtl_variant_is_ew_in_epoch_0_then_balances_from_its_mean_loss
     ],
