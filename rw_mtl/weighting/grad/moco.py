@@ -68,23 +68,26 @@ class MoCo(GradWeighting):
         if grads.loss_weights is not None:
             weights = grads.loss_weights.to(matrix.dtype)
             scale = scale * weights / weights.mean().clamp_min(1e-12)
-        normalised = matrix / (matrix.norm(dim=1, keepdim=True) + 1e-8) * scale[:, None]
         if self.tracked.numel() == 0:
-            self.tracked = torch.zeros_like(normalised)
-        elif self.tracked.shape != normalised.shape:
+            self.tracked = torch.zeros_like(matrix)
+        elif self.tracked.shape != matrix.shape:
             raise ValueError(
                 f"MoCo tracks gradients of shape {tuple(self.tracked.shape)} but got {tuple(matrix.shape)}: "
                 "the shared parameters changed; build a new method"
             )
         self.step.add_(1)
-        beta = self.beta / self.step.pow(self.beta_sigma)
+        beta = (self.beta / self.step.pow(self.beta_sigma)).to(self.tracked.dtype)
         gamma = self.gamma / self.step.pow(self.gamma_sigma)
-        tracked = self.tracked.to(matrix.dtype)
-        tracked = tracked - beta.to(matrix.dtype) * (tracked - normalised)
+        # Y ← (1 − β_k) Y + β_k H with H = diag(ℓ_t / (‖g_t‖ + 1e-8)) G, in place on the [T, D] buffer:
+        # H itself is never formed (a [T, D] temporary per step).
+        row_scale = scale / (matrix.norm(dim=1) + 1e-8)
+        tracked = self.tracked.mul_(1 - beta).addcmul_(
+            matrix.to(self.tracked.dtype), (beta * row_scale)[:, None]
+        )
+        tracked = tracked.to(matrix.dtype)
         lambd = self.lambd.to(matrix.dtype)
         mixing = tracked @ tracked.T + self.rho * torch.eye(self.task_num, device=matrix.device)
         lambd = torch.softmax(lambd - gamma.to(matrix.dtype) * (mixing.to(matrix.dtype) @ lambd), dim=0)
-        self.tracked.copy_(tracked)
         self.lambd.copy_(lambd)
         return Combination(direction=lambd @ tracked)
 
