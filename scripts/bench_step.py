@@ -14,9 +14,10 @@ extra training batches (SDMGrad, MoDo) or validation batches (MOML, Auto-λ, FOR
 model is the preset's either way), for a CPU on which the full-size step takes too long.
 
 Methods are ``loss`` or ``loss+grad`` config names, optionally ``@param`` / ``@rep`` / ``@last_layer``
-for the gradient mode (e.g. ``ew+mgda_ub@param``); the first is the baseline (ew by default). The default
-list has every registered method in its default mode and the mode variants in ``MODE_VARIANTS``. Writes a
-Markdown table to stdout and, with ``--json``, the raw numbers.
+for the gradient mode (e.g. ``ew+mgda_ub@param``); the first is the baseline (ew by default). A method
+named twice is timed twice (rows ``name`` and ``name (2)``), which shows the run-to-run noise. The
+default list has every registered method in its default mode and the mode variants in ``MODE_VARIANTS``.
+Writes a Markdown table to stdout and, with ``--json``, the raw numbers.
 
 ``--clock cpu`` times the process's CPU seconds (``time.process_time``) instead of wall-clock seconds: on a
 CPU shared with other work the wall clock measures the neighbours, the CPU time of a single-threaded
@@ -216,6 +217,14 @@ def time_method(
     return timer.times
 
 
+def _unique_label(method: str, taken: dict) -> str:
+    """``method``, or ``method (2)``, ``(3)``… when it is timed again (a repeat shows the noise)."""
+    label, repeat = method, 2
+    while label in taken:
+        label, repeat = f"{method} ({repeat})", repeat + 1
+    return label
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -251,9 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     run(args.methods[0])  # process warm-up
     for method in args.methods:
-        times = run(method)
-        results[method] = times
-        print(f"{method}: {1000 * statistics.median(times):.1f} ms/step", file=sys.stderr, flush=True)
+        label = _unique_label(method, results)
+        results[label] = run(method)
+        print(f"{label}: {1000 * statistics.median(results[label]):.1f} ms/step", file=sys.stderr, flush=True)
     baseline = statistics.median(results[args.methods[0]])
     device = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "CPU"
     inputs = preset_batch(PRESETS[args.preset], args.batch_size, args.resolution)["inputs"]

@@ -123,3 +123,21 @@ def test_methods_bench_prints_every_method(capsys):
     table = capsys.readouterr().out
     assert "| pcgrad | " in table and "| 1.00 |" in table
     assert all(f"| {name} |" in table for name in bench["DEFAULT_METHODS"])
+
+
+def test_a_repeated_method_gets_its_own_row(capsys, tmp_path):
+    """Naming a method twice times it twice (the noise between the two is the table's resolution); the
+    baseline is its first run."""
+    out = tmp_path / "times.json"
+    code = BENCH["main"](
+        ["--preset", "digits", "--device", "cpu", "--steps", "2", "--warmup", "0", "--batch-size", "8"]
+        + ["--json", str(out), "--methods", "ew", "rlw", "ew"]
+    )
+    assert code == 0
+    times = json.loads(out.read_text())["times_s"]
+    assert list(times) == ["ew", "rlw", "ew (2)"]
+    baseline = statistics.median(times["ew"])
+    table = capsys.readouterr().out
+    assert f"| ew (2) | {1000 * statistics.median(times['ew (2)']):.1f} | " in table
+    rlw = statistics.median(times["rlw"])
+    assert f"| rlw | {1000 * rlw:.1f} | {rlw / baseline:.2f} |" in table
