@@ -1,15 +1,23 @@
 """Training-step time of each weighting method relative to EW, through the real MTLModule step.
 
 Runs ``--steps`` timed optimizer steps (after ``--warmup``) of a Lightning fit on one synthetic batch held
-in memory, so data loading is excluded; on CUDA every step is synchronised before the clock is read.
+in memory, so data loading is excluded; on CUDA every step is synchronised before the clock is read. The
+batch comes from a data module whose training and validation loaders both yield it, so methods that draw
+extra training batches (SDMGrad, MoDo) or validation batches (MOML, Auto-λ, FORUM) run as in training.
 
     python scripts/bench_step.py --preset nyuv2            # ResNet-50 dilated + ASPP, batch 8, 288×384
     python scripts/bench_step.py --preset celeba40         # ResNet-18, 40 binary tasks, batch 256, 64×64
     python scripts/bench_step.py --preset digits --device cpu --methods ew rlw rgw cagrad
+    python scripts/bench_step.py --preset nyuv2 --batch-size 2 --resolution 96x128   # the same model, smaller
+
+``--batch-size`` and ``--resolution HxW`` replace the preset's batch size and input size (any preset; the
+model is the preset's either way), for a CPU on which the full-size step takes too long.
 
 Methods are ``loss`` or ``loss+grad`` config names, optionally ``@param`` / ``@rep`` / ``@last_layer``
-for the gradient mode (e.g. ``ew+mgda_ub@param``); the first is the baseline (ew by default). Writes a
-Markdown table to stdout and, with ``--json``, the raw numbers.
+for the gradient mode (e.g. ``ew+mgda_ub@param``); the first is the baseline (ew by default). A method
+named twice is timed twice (rows ``name`` and ``name (2)``), which shows the run-to-run noise. The
+default list has every registered method in its default mode and the mode variants in ``MODE_VARIANTS``.
+Writes a Markdown table to stdout and, with ``--json``, the raw numbers.
 
 ``--clock cpu`` times the process's CPU seconds (``time.process_time``) instead of wall-clock seconds: on a
 CPU shared with other work the wall clock measures the neighbours, the CPU time of a single-threaded
@@ -33,64 +41,68 @@ from rw_mtl.build import build_module
 from rw_mtl.data.nyuv2 import nyuv2_tasks
 from rw_mtl.resources import CONFIG_DIR
 from rw_mtl.tasks import ClassificationTask
+from rw_mtl.weighting import GRAD_METHODS, LOSS_METHODS
 
+# "batch_size" and "resolution" (height, width) are the defaults of --batch-size and --resolution;
+# "batch" builds the synthetic batch from them.
 PRESETS = {
     "nyuv2": {
         "overrides": ["dataset=nyuv2", "dataset.encoder.pretrained=false"],
         "tasks": nyuv2_tasks,
-        "batch": lambda: _nyuv2_batch(8, 288, 384),
+        "batch_size": 8,
+        "resolution": (288, 384),
+        "batch": lambda size, height, width: _nyuv2_batch(size, height, width),
     },
     "celeba40": {
         "overrides": ["dataset=celeba"],  # its ResNet-18 and linear heads; the batch is the preset's
         "tasks": lambda: {f"attr{i}": ClassificationTask(2) for i in range(40)},
-        "batch": lambda: _classification_batch(256, 3, 64, 40, 2),
+        "batch_size": 256,
+        "resolution": (64, 64),
+        "batch": lambda size, height, width: _classification_batch(size, 3, (height, width), 40, 2),
     },
     "digits": {
         "overrides": [],
         "tasks": lambda: {f"digit{i}": ClassificationTask(10) for i in range(3)},
-        "batch": lambda: _classification_batch(128, 1, 14, 3, 10),
+        "batch_size": 128,
+        "resolution": (14, 14),
+        "batch": lambda size, height, width: _classification_batch(size, 1, (height, width), 3, 10),
     },
 }
-DEFAULT_METHODS = [
-    "ew",
-    "rlw",
-    "uw",
-    "dwa",
-    "imtl_l",
-    "ew+rgw",
-    "ew+mgda_ub",
-    "ew+gradnorm",
-    "ew+pcgrad",
-    "ew+graddrop",
-    "ew+imtl_g",
-    "ew+gradvac",
-    "ew+cagrad",
-    "ew+rotograd",
-    "ew+fairgrad",
-    "ew+sdmgrad",
-    "ew+modo",
-    "ew+moco",
+# Modes other than a method's default that the default list also times (see docs/perf.md).
+MODE_VARIANTS = [
     "ew+mgda_ub@param",
     "ew+imtl_g@param",
     "ew+rgw@param",
+    "ew+pcgrad@rep",
     "ew+fairgrad@rep",
     "ew+sdmgrad@rep",
-    "ew+upgrad",
-    "ew+dualproj",
-    "ew+aligned_mtl",
-    "ew+nash_mtl",
-    "ew+config",
-    "ew+krum",
-    "ew+trimmed_mean",
-    "ew+crmogm",
-    "ew+pcd",
-    "gls",
-    "stch",
-    "famo",
-    "ew+db_mtl",
-    "ew+excess_mtl",
+    "ew+modo@rep",
     "ew+excess_mtl@rep",
 ]
+DEFAULT_METHODS = [
+    "ew",
+    *(name for name in LOSS_METHODS if name != "ew"),
+    *(f"ew+{name}" for name in GRAD_METHODS),
+    *MODE_VARIANTS,
+]
+
+
+def preset_batch(
+    preset: dict, batch_size: int | None = None, resolution: tuple[int, int] | None = None
+) -> dict:
+    """The preset's synthetic batch, at ``batch_size`` and ``resolution`` (height, width) where given."""
+    height, width = resolution or preset["resolution"]
+    return preset["batch"](batch_size or preset["batch_size"], height, width)
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """``"96x128"`` → (96, 128): the input's height and width."""
+    height, sep, width = text.lower().partition("x")
+    if not (sep and height.isdigit() and width.isdigit() and int(height) > 0 and int(width) > 0):
+        raise argparse.ArgumentTypeError(
+            f"--resolution wants HEIGHTxWIDTH in pixels (e.g. 96x128), got {text!r}"
+        )
+    return int(height), int(width)
 
 
 def _nyuv2_batch(batch: int, height: int, width: int) -> dict:
@@ -105,9 +117,9 @@ def _nyuv2_batch(batch: int, height: int, width: int) -> dict:
     }
 
 
-def _classification_batch(batch: int, channels: int, size: int, tasks: int, classes: int) -> dict:
+def _classification_batch(batch: int, channels: int, size: tuple[int, int], tasks: int, classes: int) -> dict:
     return {
-        "inputs": torch.rand(batch, channels, size, size),
+        "inputs": torch.rand(batch, channels, *size),
         "targets": {f"{name}": torch.randint(classes, (batch,)) for name in _names(tasks, classes)},
     }
 
@@ -125,6 +137,21 @@ class _OneBatch(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return self.batch
+
+
+class _OneBatchData(L.LightningDataModule):
+    """Training and validation loaders over the same in-memory batch: the step's extra training batches and
+    a bilevel method's validation batches come through the data module, as in a real run."""
+
+    def __init__(self, batch: dict, length: int) -> None:
+        super().__init__()
+        self.batch, self.length = batch, length
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_OneBatch(self.batch, self.length), batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(_OneBatch(self.batch, 1), batch_size=None)
 
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -166,12 +193,14 @@ def time_method(
     device: str,
     extra: list[str],
     clock=time.perf_counter,
+    batch_size: int | None = None,
+    resolution: tuple[int, int] | None = None,
 ) -> list[float]:
+    """The step times (seconds on ``clock``) of ``steps`` optimizer steps after ``warmup`` untimed ones."""
     preset = PRESETS[preset_name]
     torch.manual_seed(0)
     module = build_module(_config(preset, method, extra), preset["tasks"]())
-    batch = preset["batch"]()
-    loader = DataLoader(_OneBatch(batch, steps + warmup), batch_size=None)
+    data = _OneBatchData(preset_batch(preset, batch_size, resolution), steps + warmup)
     timer = _StepTimer(warmup, clock)
     trainer = L.Trainer(
         accelerator=device,
@@ -184,8 +213,16 @@ def time_method(
         enable_model_summary=False,
         callbacks=[timer],
     )
-    trainer.fit(module, train_dataloaders=loader)
+    trainer.fit(module, datamodule=data)
     return timer.times
+
+
+def _unique_label(method: str, taken: dict) -> str:
+    """``method``, or ``method (2)``, ``(3)``… when it is timed again (a repeat shows the noise)."""
+    label, repeat = method, 2
+    while label in taken:
+        label, repeat = f"{method} ({repeat})", repeat + 1
+    return label
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,24 +238,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the raw step times here")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--batch-size", type=int, default=None, help="instead of the preset's batch size")
+    parser.add_argument(
+        "--resolution", type=parse_resolution, default=None, help="HxW input size instead of the preset's"
+    )
+    parser.add_argument("--list", action="store_true", help="print the methods that would be timed and exit")
     args = parser.parse_args(argv)
+    if args.list:
+        print("\n".join(args.methods))
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     clock = CLOCKS[args.clock]
+    size = {"batch_size": args.batch_size, "resolution": args.resolution}
+
+    def run(method: str) -> list[float]:
+        return time_method(
+            args.preset, method, args.steps, args.warmup, args.device, args.override, clock, **size
+        )
 
     results = {}
-    time_method(
-        args.preset, args.methods[0], args.steps, args.warmup, args.device, args.override, clock
-    )  # process warm-up
+    run(args.methods[0])  # process warm-up
     for method in args.methods:
-        times = time_method(args.preset, method, args.steps, args.warmup, args.device, args.override, clock)
-        results[method] = times
-        print(f"{method}: {1000 * statistics.median(times):.1f} ms/step", file=sys.stderr, flush=True)
+        label = _unique_label(method, results)
+        results[label] = run(method)
+        print(f"{label}: {1000 * statistics.median(results[label]):.1f} ms/step", file=sys.stderr, flush=True)
     baseline = statistics.median(results[args.methods[0]])
     device = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "CPU"
+    inputs = preset_batch(PRESETS[args.preset], args.batch_size, args.resolution)["inputs"]
+    batch_size, (height, width) = inputs.shape[0], inputs.shape[-2:]  # the size that was timed
     print(
-        f"preset {args.preset} · {device} · {torch.get_num_threads()} threads · {args.clock} clock · "
-        f"median of {args.steps} steps after {args.warmup} warm-up\n"
+        f"preset {args.preset} (batch {batch_size}, {height}×{width}) · {device} · {torch.get_num_threads()} "
+        f"threads · {args.clock} clock · median of {args.steps} steps after {args.warmup} warm-up\n"
     )
     print(f"| method | ms/step | × {args.methods[0]} |\n| --- | ---: | ---: |")
     for method, times in results.items():
@@ -226,7 +277,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {method} | {1000 * median:.1f} | {median / baseline:.2f} |")
     if args.json:
         args.json.write_text(
-            json.dumps({"preset": args.preset, "device": device, "times_s": results}, indent=2)
+            json.dumps(
+                {
+                    "preset": args.preset,
+                    "batch_size": batch_size,
+                    "resolution": [height, width],
+                    "device": device,
+                    "times_s": results,
+                },
+                indent=2,
+            )
         )
     return 0
 

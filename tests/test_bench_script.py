@@ -23,7 +23,7 @@ def test_presets_build_their_model_for_every_method(preset, method):
     spec = BENCH["PRESETS"][preset]
     tasks = spec["tasks"]()
     module = BENCH["build_module"](BENCH["_config"](spec, method, []), tasks)
-    batch = spec["batch"]()
+    batch = BENCH["preset_batch"](spec)
     assert set(batch["targets"]) == set(tasks) == set(module.task_names)
     loss, _, grad = method.partition("+")
     grad, _, mode = grad.partition("@")
@@ -58,16 +58,70 @@ def test_tiny_run_prints_the_ratio_table(capsys, tmp_path, clock):
     assert rows == expected
 
 
-def test_methods_with_extra_batches_draw_them_from_the_fit_loader(capsys):
-    """The bench passes its loader to fit() directly (no data module): SDMGrad's two extra batches a step
-    come from a second pass over that loader."""
+def test_methods_with_extra_or_validation_batches_draw_them_from_the_data_module(capsys, tmp_path):
+    """SDMGrad's two extra training batches a step and the bilevel methods' validation batch come from the
+    bench's data module (its training and validation loaders yield the same batch)."""
+    out = tmp_path / "times.json"
+    methods = ["ew", "ew+sdmgrad", "ew+modo@rep", "auto_lambda", "forum", "moml"]
     code = BENCH["main"](
-        ["--preset", "digits", "--device", "cpu", "--steps", "2", "--warmup", "1"]
-        + ["--methods", "ew", "ew+sdmgrad", "ew+modo@rep"]
+        ["--preset", "digits", "--device", "cpu", "--steps", "2", "--warmup", "1", "--batch-size", "8"]
+        + ["--json", str(out), "--methods", *methods]
     )
     assert code == 0
+    assert list(json.loads(out.read_text())["times_s"]) == methods
     table = capsys.readouterr().out
-    assert "| ew+sdmgrad | " in table and "| ew+modo@rep | " in table
+    assert all(f"| {method} | " in table for method in methods)
+
+
+@pytest.mark.parametrize("preset", ["nyuv2", "celeba40", "digits"])
+def test_batch_size_and_resolution_apply_to_every_preset(preset):
+    spec = BENCH["PRESETS"][preset]
+    batch = BENCH["preset_batch"](spec, 2, (24, 32))
+    assert batch["inputs"].shape[0] == 2 and batch["inputs"].shape[-2:] == (24, 32)
+    assert all(target.shape[0] == 2 for target in batch["targets"].values())
+    if preset == "nyuv2":
+        assert batch["targets"]["depth"].shape == (2, 1, 24, 32)
+        assert batch["targets"]["segmentation"].shape == (2, 24, 32)
+    default = BENCH["preset_batch"](spec)
+    assert (default["inputs"].shape[0], *default["inputs"].shape[-2:]) == (
+        spec["batch_size"],
+        *spec["resolution"],
+    )
+
+
+def test_batch_size_and_resolution_reach_the_run_and_its_record(capsys, tmp_path):
+    """--batch-size/--resolution replace the preset's size in the timed run, and the table's header and the
+    JSON say which size was timed."""
+    out = tmp_path / "times.json"
+    code = BENCH["main"](
+        ["--preset", "digits", "--device", "cpu", "--steps", "1", "--warmup", "0", "--batch-size", "4"]
+        + ["--resolution", "20x24", "--clock", "cpu", "--threads", "1", "--json", str(out), "--methods", "ew"]
+    )
+    assert code == 0
+    record = json.loads(out.read_text())
+    assert record["batch_size"] == 4 and record["resolution"] == [20, 24]
+    assert "preset digits (batch 4, 20×24)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ["96", "96x", "x128", "0x128", "96x-1", "axb"])
+def test_bad_resolution_names_the_expected_form(text):
+    with pytest.raises(SystemExit):
+        BENCH["main"](["--resolution", text, "--list"])
+    with pytest.raises(Exception, match="HEIGHTxWIDTH"):
+        BENCH["parse_resolution"](text)
+
+
+def test_default_list_has_every_registered_method(capsys):
+    """`make bench` (bench_step.py without --methods) times every loss method and every gradient method in
+    its default mode, with EW first as the baseline."""
+    from rw_mtl.weighting import GRAD_METHODS, LOSS_METHODS
+
+    assert BENCH["main"](["--list"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert listed[0] == "ew" and len(listed) == len(set(listed))
+    assert set(LOSS_METHODS) <= set(listed)
+    assert {f"ew+{name}" for name in GRAD_METHODS} <= set(listed)
+    assert set(BENCH["MODE_VARIANTS"]) <= set(listed)
 
 
 def test_methods_bench_prints_every_method(capsys, monkeypatch):
@@ -90,3 +144,21 @@ def test_methods_bench_prints_every_method(capsys, monkeypatch):
     rows = [line for line in lines if line.startswith("| ") and "---" not in line]
     assert rows[0] == "| method | ms per call | × pcgrad |"
     assert rows[1:] == [f"| {name} | {i + 1}.0 | {i + 1}.00 |" for i, name in enumerate(methods)]
+
+
+def test_a_repeated_method_gets_its_own_row(capsys, tmp_path):
+    """Naming a method twice times it twice (the noise between the two is the table's resolution); the
+    baseline is its first run."""
+    out = tmp_path / "times.json"
+    code = BENCH["main"](
+        ["--preset", "digits", "--device", "cpu", "--steps", "2", "--warmup", "0", "--batch-size", "8"]
+        + ["--json", str(out), "--methods", "ew", "rlw", "ew"]
+    )
+    assert code == 0
+    times = json.loads(out.read_text())["times_s"]
+    assert list(times) == ["ew", "rlw", "ew (2)"]
+    baseline = statistics.median(times["ew"])
+    table = capsys.readouterr().out
+    assert f"| ew (2) | {1000 * statistics.median(times['ew (2)']):.1f} | " in table
+    rlw = statistics.median(times["rlw"])
+    assert f"| rlw | {1000 * rlw:.1f} | {rlw / baseline:.2f} |" in table

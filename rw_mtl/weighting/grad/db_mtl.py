@@ -54,11 +54,12 @@ class DB_MTL(GradientShapedState, GradWeighting):  # noqa: N801 — the method's
     def combine(self, grads: TaskGradients, losses: Tensor | None) -> Combination:
         losses = self._require_losses(losses, "the gradients of log ℓ_t")
         matrix = grads.matrix
-        log_gradients = matrix / (losses.to(matrix.dtype) + _EPS)[:, None]
         average = self._gradient_shaped("gradient_average", matrix)
         self.steps += 1
         beta = self.beta / self.steps.to(matrix.dtype) ** self.beta_sigma
-        average.copy_(log_gradients + beta * (average - log_gradients))
+        # ĝ ← β_k ĝ + (1 − β_k) g_t / (ℓ_t + ε), in place: no [T, D] temporaries per step.
+        row_scale = (1 - beta) / (losses.to(matrix.dtype) + _EPS)
+        average.mul_(beta).addcmul_(matrix, row_scale[:, None])
         norms = average.norm(dim=1)
         scales = norms.max() / (norms + _EPS)
         return Combination(direction=scales @ average)

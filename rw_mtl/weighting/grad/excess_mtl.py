@@ -51,8 +51,11 @@ class ExcessMTL(GradientShapedState, GradWeighting):
     def combine(self, grads: TaskGradients, losses: Tensor | None) -> Combination:
         matrix = grads.matrix if grads.sample_shape is None else grads.per_sample().sum(dim=1).flatten(1)
         squared_sum = self._gradient_shaped("squared_sum", matrix)
-        squared_sum.add_(matrix.square())
-        risk = (matrix.square() / (squared_sum + _ADAGRAD_EPS).sqrt()).sum(dim=1)
+        squared_sum.addcmul_(matrix, matrix)
+        # E_t = Σ_d g_td² / √(s_td + ε), with one [T, D] temporary (H⁻¹, then H⁻¹ ⊙ g in place) and a
+        # batched row-wise dot product for the last multiplication and the sum.
+        inverse_curvature = squared_sum.add(_ADAGRAD_EPS).rsqrt_().mul_(matrix)
+        risk = torch.bmm(inverse_curvature.unsqueeze(1), matrix.unsqueeze(2)).flatten()
         first = self.initial_risk.isnan()
         self.initial_risk.copy_(torch.where(first, risk.to(self.initial_risk), self.initial_risk))
         grown = self.task_weights * torch.exp(

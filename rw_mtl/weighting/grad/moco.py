@@ -75,16 +75,17 @@ class MoCo(GradientShapedState, GradWeighting):
         if grads.loss_weights is not None:
             weights = grads.loss_weights.to(matrix.dtype)
             scale = scale * weights / weights.mean().clamp_min(1e-12)
-        normalised = matrix / (matrix.norm(dim=1, keepdim=True) + 1e-8) * scale[:, None]
-        tracked = self._gradient_shaped("tracked", normalised)
+        tracked = self._gradient_shaped("tracked", matrix)
         self.step.add_(1)
-        beta = self.beta / self.step.pow(self.beta_sigma)
+        beta = (self.beta / self.step.pow(self.beta_sigma)).to(tracked.dtype)
         gamma = self.gamma / self.step.pow(self.gamma_sigma)
+        # Y ← (1 − β_k) Y + β_k H with H = diag(scale_t / (‖g_t‖ + 1e-8)) G, in place on the [T, D] buffer:
+        # H itself is never formed (a [T, D] temporary per step).
+        row_scale = scale / (matrix.norm(dim=1) + 1e-8)
+        tracked.mul_(1 - beta).addcmul_(matrix.to(tracked.dtype), (beta * row_scale)[:, None])
         updated = tracked.to(matrix.dtype)
-        updated = updated - beta.to(matrix.dtype) * (updated - normalised)
         lambd = self.lambd.to(matrix.dtype)
         mixing = updated @ updated.T + self.rho * torch.eye(self.task_num, device=matrix.device)
         lambd = torch.softmax(lambd - gamma.to(matrix.dtype) * (mixing.to(matrix.dtype) @ lambd), dim=0)
-        tracked.copy_(updated)
         self.lambd.copy_(lambd)
         return Combination(direction=lambd @ updated)
