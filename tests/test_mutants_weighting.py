@@ -624,3 +624,20 @@ def test_trimmed_mean_drops_each_columns_extremes(trim_number):
     hand = {0: T([1.0, 0.6]), 1: T([1.0, 1.0 / 3]), 2: T([1.0, 0.0])}[trim_number]
     torch.testing.assert_close(expected, hand)
     torch.testing.assert_close(get("trimmed_mean")(5, trim_number=trim_number).aggregate(grads), hand)
+
+
+@pytest.mark.parametrize(("n_selected", "direction"), [(2, [0.5, 0.0]), (3, [1 / 3, 2 / 3])])
+def test_krum_averages_the_gradients_closest_to_their_neighbours(n_selected, direction):
+    """g = (0, 0), (1, 0), (0, 2), (3, 0), (10, 10); n_byzantine 1: each scored by the summed distance to its
+    T − 1 − 2 = 2 nearest others: 1 + 2, 1 + 2, 2 + √5, 2 + 3, √149 + √164 (the outlier): the lowest
+    n_selected are averaged. TorchJD's Krum agrees."""
+    from torchjd.aggregation import Krum
+
+    grads = T([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [10.0, 10.0]], dtype=torch.float64)
+    method = get("krum")(5, n_byzantine=1, n_selected=n_selected)
+    result = method.aggregate(grads)
+    torch.testing.assert_close(result, T(direction, dtype=torch.float64))
+    torch.testing.assert_close(result, Krum(n_byzantine=1, n_selected=n_selected)(grads))
+    weights = torch.zeros(5, dtype=torch.float64)
+    weights[:n_selected] = 1 / n_selected  # the first n_selected gradients, each weighted 1 / n_selected
+    torch.testing.assert_close(method.last_weights, weights)
