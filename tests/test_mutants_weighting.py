@@ -597,3 +597,47 @@ def test_interface_errors_say_what_is_missing():
     message = "a method that returns a direction has no per-task contributions"
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         Combination(direction=torch.ones(3)).contributions_for(torch.ones(2, 3))
+
+
+def test_moco_scales_by_the_weighted_losses_and_refuses_a_new_width():
+    """With the step's λ, each normalised gradient is scaled by ℓ_t λ_t / mean(λ) (MoCo sees the weighted
+    losses); a matrix of another width after the first step means the shared parameters changed."""
+    from rw_mtl.weighting.interface import TaskGradients
+
+    grads = T([[1.0, 0.0], [1.0, 0.2], [0.0, 3.0]], dtype=torch.float64)
+    losses = T([1.0, 2.0, 0.5], dtype=torch.float64)
+    weights = T([1.0, 3.0, 2.0], dtype=torch.float64)  # mean 2
+    method = get("moco")(3)
+    direction = method(TaskGradients(grads, loss_weights=weights), losses).direction
+    torch.testing.assert_close(direction, _moco_reference(grads, losses * weights / 2, 1))
+    message = "MoCo tracks gradients of shape (3, 2) but got (3, 4): the shared parameters changed; build a new method"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        method.aggregate(torch.ones(3, 4, dtype=torch.float64), losses)
+
+
+@pytest.mark.parametrize("trim_number", [0, 1, 2])
+def test_trimmed_mean_drops_each_columns_extremes(trim_number):
+    """Column-wise: sort each column, drop trim_number from each end, average the rest (5 tasks)."""
+    grads = T([[5.0, -1.0], [1.0, 2.0], [-3.0, 8.0], [2.0, 0.0], [0.0, -6.0]])
+    ordered = grads.sort(dim=0).values
+    expected = ordered[trim_number : 5 - trim_number].mean(dim=0)
+    hand = {0: T([1.0, 0.6]), 1: T([1.0, 1.0 / 3]), 2: T([1.0, 0.0])}[trim_number]
+    torch.testing.assert_close(expected, hand)
+    torch.testing.assert_close(get("trimmed_mean")(5, trim_number=trim_number).aggregate(grads), hand)
+
+
+@pytest.mark.parametrize(("n_selected", "direction"), [(2, [0.5, 0.0]), (3, [1 / 3, 2 / 3])])
+def test_krum_averages_the_gradients_closest_to_their_neighbours(n_selected, direction):
+    """g = (0, 0), (1, 0), (0, 2), (3, 0), (10, 10); n_byzantine 1: each scored by the summed distance to its
+    T − 1 − 2 = 2 nearest others: 1 + 2, 1 + 2, 2 + √5, 2 + 3, √149 + √164 (the outlier): the lowest
+    n_selected are averaged. TorchJD's Krum agrees."""
+    from torchjd.aggregation import Krum
+
+    grads = T([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [10.0, 10.0]], dtype=torch.float64)
+    method = get("krum")(5, n_byzantine=1, n_selected=n_selected)
+    result = method.aggregate(grads)
+    torch.testing.assert_close(result, T(direction, dtype=torch.float64))
+    torch.testing.assert_close(result, Krum(n_byzantine=1, n_selected=n_selected)(grads))
+    weights = torch.zeros(5, dtype=torch.float64)
+    weights[:n_selected] = 1 / n_selected  # the first n_selected gradients, each weighted 1 / n_selected
+    torch.testing.assert_close(method.last_weights, weights)
