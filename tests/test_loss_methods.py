@@ -415,11 +415,11 @@ def test_db_mtl_rows_are_log_loss_gradients():
 
 
 def test_db_mtl_refuses_rep_mode_and_needs_losses():
-    from rw_mtl.weighting.interface import TaskGradients
 
     method = get("db_mtl")(2)
+    assert get("db_mtl").supported_modes() == ("param",)
     with pytest.raises(ValueError, match="weighting.grad.mode=param"):
-        method(TaskGradients(torch.ones(2, 6), sample_shape=(3,)), torch.ones(2))
+        get("db_mtl").check_mode("rep", "db_mtl")
     with pytest.raises(ValueError, match="losses"):
         method.aggregate(torch.ones(2, 6))
     with pytest.raises(ValueError, match="weighting.grad.hparams.beta"):

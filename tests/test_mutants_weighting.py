@@ -610,7 +610,10 @@ def test_moco_scales_by_the_weighted_losses_and_refuses_a_new_width():
     method = get("moco")(3)
     direction = method(TaskGradients(grads, loss_weights=weights), losses).direction
     torch.testing.assert_close(direction, _moco_reference(grads, losses * weights / 2, 1))
-    message = "MoCo tracks gradients of shape (3, 2) but got (3, 4): the shared parameters changed; build a new method"
+    message = (
+        "MoCo keeps a running tracked of shape (3, 2) but got task gradients of shape (3, 4); its state "
+        "belongs to one model and one weighting.grad.mode"
+    )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         method.aggregate(torch.ones(3, 4, dtype=torch.float64), losses)
 

@@ -71,7 +71,10 @@ MEAN_LEARNED, TASK_LEARNED = 5.0, 3.0
 # Constrained Bernoulli RLW trains one task per step (Section 5.4): two epochs leave digit1 unlearned (test
 # 25.8/12.5/26.6, val 46.1/9.4/17.2: gains 3.1 and −3.1), so only its mean gain is checked (test 9.1, val
 # 12.5).
-MEAN_ONLY = {"rlw-c-bernoulli"}
+# DB-MTL steps along a running average of the log-loss gradients that starts at zero (β = 0.9, no bias
+# correction, as LibMTL's DB_MTL.py), so its first steps are short: two epochs leave digit2 barely learned
+# (test gains 20.3/7.0/0.8, mean 9.4).
+MEAN_ONLY = {"rlw-c-bernoulli", "db_mtl"}
 
 
 @pytest.fixture(scope="module")
