@@ -14,6 +14,12 @@ REP_GRAMS = ("batch_sum", "per_sample")
 NONFINITE_POLICIES = ("raise", "skip", "off")
 
 
+def check_rep_gram(rep_gram: str) -> None:
+    """Refuse an unknown ``weighting.grad.rep_gram``, naming the choices."""
+    if rep_gram not in REP_GRAMS:
+        raise ValueError(f"weighting.grad.rep_gram must be one of {list(REP_GRAMS)}, got `{rep_gram}`")
+
+
 def check_precision(precision: str, gradient_method: bool) -> None:
     """fp16 training scales the losses by a dynamic factor, which corrupts the per-task gradients a
     gradient method compares: refuse that pair, naming the precisions that work."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from rw_mtl.choices import GRAD_MODES, NONFINITE_POLICIES, REP_GRAMS, check_precision
+from rw_mtl.choices import GRAD_MODES, NONFINITE_POLICIES, REP_GRAMS, check_precision, check_rep_gram
 from rw_mtl.data.validation import HELD_OUT, TEST, VALIDATION_KEY
 from rw_mtl.weighting.interface import DIRECTION
 from rw_mtl.weighting.registry import CUSTOM_METHOD, NO_GRAD_METHOD, resolve
@@ -54,9 +54,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise ValueError(
             f"weighting.grad.mode must be one of {list(GRAD_MODES)}, got `{cfg.weighting.grad.mode}`"
         )
-    rep_gram = cfg.weighting.grad.get("rep_gram", REP_GRAMS[0])
-    if rep_gram not in REP_GRAMS:
-        raise ValueError(f"weighting.grad.rep_gram must be one of {list(REP_GRAMS)}, got `{rep_gram}`")
+    check_rep_gram(cfg.weighting.grad.get("rep_gram", REP_GRAMS[0]))
     if cfg.weighting.grad.name != NO_GRAD_METHOD and cfg.weighting.grad.mode == "rep":
         architecture = get_class(cfg.arch.model._target_)
         if not getattr(architecture, "supports_rep_mode", False):

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from rw_mtl import distributed
 from rw_mtl.arch.base import MTLArchitecture
-from rw_mtl.choices import GRAD_MODES, REP_GRAMS, check_precision
+from rw_mtl.choices import GRAD_MODES, REP_GRAMS, check_precision, check_rep_gram
 from rw_mtl.tasks.base import Task
 from rw_mtl.training.evaluation import EvaluationMetrics
 from rw_mtl.training.jacobian_choice import AUTO, JacobianChoice
@@ -99,8 +99,7 @@ class MTLModule(L.LightningModule):
         if list(tasks) != arch.task_names:
             raise ValueError(f"tasks {list(tasks)} do not match the architecture's heads {arch.task_names}")
         check_combination(arch, grad_weighting, grad_mode, multi_input)
-        if rep_gram not in REP_GRAMS:
-            raise ValueError(f"weighting.grad.rep_gram must be one of {REP_GRAMS}, got {rep_gram!r}")
+        check_rep_gram(rep_gram)
         if grad_weighting is not None:
             grad_weighting.bind(arch)
         for method in (loss_weighting, grad_weighting):
