@@ -50,20 +50,27 @@ def pytest_ignore_collect(collection_path, config):
     return None
 
 
-def fit_one_step(module, datamodule) -> None:
-    """One real optimizer step of ``module`` through a Lightning Trainer (no validation, no files)."""
+def fit_quietly(module, datamodule, max_steps: int = 1, **trainer_options) -> None:
+    """``max_steps`` real optimizer steps of ``module`` through a Lightning Trainer (no validation, no files,
+    no console output); ``trainer_options``: more Trainer arguments (precision, callbacks)."""
     import lightning as L
 
     trainer = L.Trainer(
-        max_steps=1,
+        max_steps=max_steps,
         limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         log_every_n_steps=1,
+        **trainer_options,
     )
     trainer.fit(module, datamodule=datamodule)
+
+
+def fit_one_step(module, datamodule) -> None:
+    """One real optimizer step of ``module`` (``fit_quietly``)."""
+    fit_quietly(module, datamodule)
 
 
 def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:

@@ -423,25 +423,17 @@ def test_moco_under_bf16_mixed_keeps_float32_state_and_gradients(fast_config):
     """bf16-mixed autocast runs the model in bfloat16; MoCo's Y, λ and the direction it writes into θ's
     .grad stay float32 and finite. (MoCo learns multi_digits too slowly in two epochs for the accuracy
     comparison of tests/test_train.py, which runs the other methods.)"""
-    import lightning as L
     from hydra.utils import instantiate
 
     from rw_mtl.build import build_module
+
+    from .conftest import fit_quietly
 
     config = fast_config("weighting/loss=ew", "weighting/grad=moco", "dataset.datamodule.train_size=256")
     datamodule = instantiate(config.dataset.datamodule)
     module = build_module(config, datamodule.tasks)
     before = [p.detach().clone() for p in module.arch.shared_parameters()]
-    trainer = L.Trainer(
-        precision="bf16-mixed",
-        max_steps=3,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, datamodule=datamodule)
+    fit_quietly(module, datamodule, max_steps=3, precision="bf16-mixed")
     method = module.grad_weighting
     assert method.tracked.dtype == torch.float32 and torch.isfinite(method.tracked).all()
     assert method.step.item() == 3.0 and torch.isfinite(method.lambd).all()
@@ -454,11 +446,11 @@ def test_moco_under_bf16_mixed_keeps_float32_state_and_gradients(fast_config):
 def test_a_skipped_step_keeps_the_methods_state(fast_config, name):
     """on_nonfinite=skip: a step with a NaN task loss leaves MoCo's Y, λ, k, SDMGrad's w and MoDo's λ as
     they were (the guard restores the methods' buffers), while the steps around it move them."""
-    import lightning as L
     from hydra.utils import instantiate
 
     from rw_mtl.build import build_module
 
+    from .conftest import fit_quietly
     from .test_nonfinite import PoisonAndWatch, _equal
 
     config = fast_config(
@@ -471,18 +463,8 @@ def test_a_skipped_step_keeps_the_methods_state(fast_config, name):
     datamodule = instantiate(config.dataset.datamodule)
     module = build_module(config, datamodule.tasks)
     watch = PoisonAndWatch(at=2)
-    trainer = L.Trainer(
-        max_steps=4,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-        callbacks=[watch],
-    )
     initial = {key: value.clone() for key, value in module.grad_weighting.state_dict().items()}
-    trainer.fit(module, datamodule=datamodule)
+    fit_quietly(module, datamodule, max_steps=4, callbacks=[watch])
     assert module.skipped_steps == 1
     assert _equal(watch.before["methods"], watch.after["methods"])
     # the state does move on the steps that are not skipped (from its start, whatever the data makes of

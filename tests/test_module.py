@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 
 from rw_mtl.build import build_module
 
-from .conftest import fit_one_step
+from .conftest import fit_one_step, fit_quietly
 
 ONE_BATCH = [
     "dataset.datamodule.train_size=32",
@@ -361,16 +361,7 @@ def test_new_loss_based_methods_step_under_bf16_mixed(fast_config, case):
     datamodule = instantiate(config.dataset.datamodule)
     module = build_module(config, datamodule.tasks)
     before = {name: p.detach().clone() for name, p in module.named_parameters()}
-    trainer = L.Trainer(
-        max_steps=2,
-        precision="bf16-mixed",
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, datamodule=datamodule)
+    fit_quietly(module, datamodule, max_steps=2, precision="bf16-mixed")
     for name, param in module.named_parameters():
         assert param.dtype == torch.float32 and torch.isfinite(param).all(), name
     shared = {id(p) for p in module.arch.shared_parameters()}
