@@ -94,3 +94,22 @@ def test_step_hands_the_next_training_batches_to_the_method(fast_config, mode):
     for got, want in zip(extra, expected, strict=True):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-4)
     assert not torch.allclose(extra[0], extra[1])
+
+
+def test_rep_mode_extra_batches_run_the_encoder_without_a_graph(fast_config):
+    """Their G stops at z, so recording the encoder's graph would cost memory and time for nothing (issue 11's
+    SDMGrad/MoDo step time); the step's own batch keeps its graph, which the combined z-gradient traverses."""
+    config = fast_config(*SMALL, "weighting/grad=sdmgrad", "weighting.grad.mode=rep")
+    L.seed_everything(0)
+    datamodule = instantiate(config.dataset.datamodule)
+    module = build_module(config, datamodule.tasks)
+    encode, recorded = module.arch.encode, []
+
+    def recording_encode(inputs):
+        rep = encode(inputs)
+        recorded.append(rep.grad_fn is not None)
+        return rep
+
+    module.arch.encode = recording_encode
+    fit_one_step(module, datamodule)
+    assert recorded == [True, False, False]

@@ -94,13 +94,16 @@ class BalancedStep:
             for name, task in self.module.tasks.items()
         ]
 
-    def _forward(self, batch: dict) -> _Forward:
+    def _forward(self, batch: dict, encoder_graph: bool = True) -> _Forward:
+        """The batch's loss terms; in rep mode z becomes a leaf, and with ``encoder_graph=False`` (an extra
+        batch, whose gradients stop at z) the encoder runs without recording a graph."""
         module = self.module
         if not module.uses_rep_mode:
             return _Forward(self.batch_losses(batch))
         reps, leaves, predictions = [], [], {}
         for inputs, names in inputs_by_task(batch, module.task_names, module.multi_input):
-            rep = module.arch.encode(inputs)
+            with torch.set_grad_enabled(encoder_graph):
+                rep = module.arch.encode(inputs)
             leaf = rep.detach().requires_grad_(True)
             predictions.update(module.decode(leaf, names))
             reps.append(rep)
@@ -284,8 +287,9 @@ class BalancedStep:
     # ------------------------------------------------------------------------------------ extra batches
     def _extra_gradients(self, loss_weights: Tensor) -> TaskGradients:
         """The per-task gradients (this step's mode and λ) of one further training batch, for methods
-        with ``extra_batches``; the heads' gradients are not touched."""
-        forward = self._forward(self._next_batch("train"))
+        with ``extra_batches``; the heads' gradients are not touched. In rep mode its G stops at z, so the
+        encoder's forward records no graph (nothing would traverse it)."""
+        forward = self._forward(self._next_batch("train"), encoder_graph=False)
         weighted = [weight * term for weight, term in zip(loss_weights.unbind(), forward.terms, strict=True)]
         _, grads = self._task_gradients(weighted, forward.leaves, accumulate=[])
         grads.loss_weights = loss_weights
