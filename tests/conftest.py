@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,6 +70,31 @@ def fit_quietly(module, datamodule, max_steps: int = 1, **trainer_options) -> No
         **trainer_options,
     )
     trainer.fit(module, datamodule=datamodule)
+
+
+@contextmanager
+def modules_built() -> Iterator[tuple[list[str], weakref.WeakSet]]:
+    """Records the ``MTLModule``s built inside: their class names, and a weak set of those still alive. The
+    cyclic garbage collector is off inside, so a module the code under test does not free explicitly stays
+    alive (its trainer and optimizer hold it in reference cycles)."""
+    from rw_mtl.module import MTLModule
+
+    names, alive = [], weakref.WeakSet()
+    initialise = MTLModule.__init__
+
+    def recording_init(self, *args, **kwargs):
+        initialise(self, *args, **kwargs)
+        names.append(type(self).__name__)
+        alive.add(self)
+
+    gc.collect()
+    gc.disable()
+    MTLModule.__init__ = recording_init
+    try:
+        yield names, alive
+    finally:
+        MTLModule.__init__ = initialise
+        gc.enable()
 
 
 def fit_one_step(module, datamodule) -> None:
