@@ -39,8 +39,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from rw_mtl.build import build_module
 from rw_mtl.data.nyuv2 import nyuv2_tasks
+from rw_mtl.quiet import silence_library_noise
 from rw_mtl.resources import CONFIG_DIR
 from rw_mtl.tasks import ClassificationTask
+from rw_mtl.train import free_finished_run
 from rw_mtl.weighting import GRAD_METHODS, LOSS_METHODS
 
 # "batch_size" and "resolution" (height, width) are the defaults of --batch-size and --resolution;
@@ -201,11 +203,18 @@ def time_method(
     torch.manual_seed(0)
     module = build_module(_config(preset, method, extra), preset["tasks"]())
     data = _OneBatchData(preset_batch(preset, batch_size, resolution), steps + warmup)
-    timer = _StepTimer(warmup, clock)
+    times = _timed_fit(module, data, steps + warmup, _StepTimer(warmup, clock), device)
+    del module, data
+    free_finished_run()  # else the methods timed so far stay in memory (the NYUv2 OOM in docs/perf.md)
+    return times
+
+
+def _timed_fit(module: L.LightningModule, data: L.LightningDataModule, steps: int, timer, device: str):
+    """``timer``'s step times over a fit of ``steps`` optimizer steps (the trainer ends with this call)."""
     trainer = L.Trainer(
         accelerator=device,
         devices=1,
-        max_steps=steps + warmup,
+        max_steps=steps,
         limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,
@@ -244,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="print the methods that would be timed and exit")
     args = parser.parse_args(argv)
+    silence_library_noise()
     if args.list:
         print("\n".join(args.methods))
         return 0

@@ -14,6 +14,8 @@ import pytest
 
 from rw_mtl.weighting import get
 
+from .conftest import modules_built
+
 BENCH = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "bench_step.py"))
 
 
@@ -162,3 +164,11 @@ def test_a_repeated_method_gets_its_own_row(capsys, tmp_path):
     assert f"| ew (2) | {1000 * statistics.median(times['ew (2)']):.1f} | " in table
     rlw = statistics.median(times["rlw"])
     assert f"| rlw | {1000 * rlw:.1f} | {rlw / baseline:.2f} |" in table
+
+
+def test_each_timed_method_is_freed_before_the_next():
+    """A process times every method in turn: a finished method's model and trainer must not stay in memory
+    (they did, in reference cycles, until the NYUv2 param-mode bench was killed for memory: docs/perf.md)."""
+    with modules_built() as (built, alive):
+        times = BENCH["time_method"]("digits", "ew+pcgrad", 1, 0, "cpu", [])
+        assert len(times) == 1 and built == ["MTLModule"] and len(alive) == 0
