@@ -64,3 +64,20 @@ def test_pcd_drops_opposite_secondaries_once_their_violation_passes_its_threshol
     tau = 1.1927e-3
     torch.testing.assert_close(get("pcd")(3, tau=tau).aggregate(grads), grads[0])
     torch.testing.assert_close(TorchJDPCD(tau=tau)(grads), grads[0])
+
+
+# ---------------------------------------------------------------------------- the dual cone: UPGrad, DualProj
+@pytest.mark.parametrize("name", ["upgrad", "dualproj"])
+def test_dual_cone_with_norm_eps_zero_gives_zero_for_zero_gradients(name):
+    """norm_eps = 0 is allowed; a zero G (trace 0, not below 0) still counts as M = 0: d = 0 and weights p,
+    where TorchJD's ``trace < norm_eps`` divides 0 by 0 (NaN)."""
+    method = get(name)(3, norm_eps=0.0)
+    direction = method.aggregate(torch.zeros(3, 4, dtype=F64))
+    torch.testing.assert_close(direction, torch.zeros(4, dtype=F64))
+    torch.testing.assert_close(method.last_weights, torch.full((3,), 1 / 3, dtype=F64))  # M̃ = reg I: v = p
+
+
+@pytest.mark.parametrize(("name", "label"), [("upgrad", "UPGrad"), ("dualproj", "DualProj")])
+def test_dual_cone_pref_vector_error_names_the_method(name, label):
+    with pytest.raises(ValueError, match=f"^{label}: weighting.grad.hparams.pref_vector must be null"):
+        get(name)(3, pref_vector=[1.0, 2.0])
