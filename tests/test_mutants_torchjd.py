@@ -4,11 +4,14 @@ were symmetric or loose enough for a mutant to pass."""
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 import torch
 from torchjd.aggregation import PCD as TorchJDPCD
 
 from rw_mtl.weighting import get
+from rw_mtl.weighting.dual_cone import nonnegative_qp, regularized_gram
 
 T = torch.tensor
 F64 = torch.float64
@@ -81,3 +84,43 @@ def test_dual_cone_with_norm_eps_zero_gives_zero_for_zero_gradients(name):
 def test_dual_cone_pref_vector_error_names_the_method(name, label):
     with pytest.raises(ValueError, match=f"^{label}: weighting.grad.hparams.pref_vector must be null"):
         get(name)(3, pref_vector=[1.0, 2.0])
+
+
+def test_nonnegative_qp_polish_puts_the_active_constraints_exactly_at_zero():
+    """Six conflicting tasks (two nearly opposite), UPGrad's batch of six problems: the interior point only
+    approaches the bound of an active constraint (x_i ~ 1e-10 > 0); the polish solves the system on the active
+    set it found, so x_i = 0 exactly wherever the gradient (M̃x + q)_i is positive, and M̃x + q = 0 on the
+    rest to rounding."""
+    generator = torch.Generator().manual_seed(7)
+    grads = torch.randn(6, 5, generator=generator, dtype=F64)
+    grads[1] = -grads[0] + 0.2 * grads[1]
+    hessian = regularized_gram(grads @ grads.T, 1e-4, 1e-4)
+    linear = torch.eye(6, dtype=F64) / 6 @ hessian
+    x = nonnegative_qp(hessian, linear)
+    gradient = x @ hessian + linear
+    active = gradient > 1e-12
+    assert active.sum() >= 6  # each problem has active bounds
+    assert (x[active] == 0).all() and (x >= 0).all()
+    assert gradient[~active].abs().max() < 1e-15
+
+
+# --------------------------------------------------------------------------------------------------- CR-MOGM
+def test_crmogm_refusal_lists_exactly_the_methods_it_can_wrap():
+    """The message's list: every registered method CR-MOGM accepts (Gram weights), itself and the
+    coordinate-wise or direction-only methods left out."""
+    from rw_mtl.weighting.registry import GRAD_METHODS
+
+    with pytest.raises(ValueError, match="must be a method whose weights come from the Gram") as error:
+        get("crmogm")(3, method="graddrop")
+    listed = ast.literal_eval(str(error.value).split("one of ")[1].split("; got")[0])
+    accepted = []
+    for name in sorted(GRAD_METHODS):
+        try:
+            get("crmogm")(3, method=name)
+        except ValueError as refused:
+            assert "must be a method whose weights" in str(refused), name
+        else:
+            accepted.append(name)
+    assert listed == [name for name in accepted if name != "crmogm"]
+    assert {"mgda_ub", "upgrad", "imtl_g", "pcd"} <= set(listed)
+    assert "graddrop" not in listed and "trimmed_mean" not in listed
