@@ -101,10 +101,11 @@ def _polish(hessian: Tensor, linear: Tensor, x: Tensor, z: Tensor) -> Tensor:
 
 
 def regularized_gram(gram: Tensor, norm_eps: float, reg_eps: float) -> Tensor:
-    """TorchJD's ``regularize(normalize(M, norm_eps), reg_eps)``: M / trace(M) (0 when the trace is below
-    ``norm_eps``) + ``reg_eps`` I, which makes the problem strictly convex."""
+    """TorchJD's ``regularize(normalize(M, norm_eps), reg_eps)``: M / trace(M) (0 when the trace is at most
+    ``norm_eps``) + ``reg_eps`` I, which makes the problem strictly convex. "At most" where TorchJD has
+    "below": with ``norm_eps`` 0, a zero G then gives M̃ = ``reg_eps`` I and d = 0, not TorchJD's 0/0 = NaN."""
     trace = gram.diagonal().sum()
-    normalized = torch.where(trace < norm_eps, torch.zeros_like(gram), gram / trace)
+    normalized = torch.where(trace <= norm_eps, torch.zeros_like(gram), gram / trace)
     return normalized + reg_eps * torch.eye(gram.shape[0], device=gram.device, dtype=gram.dtype)
 
 

@@ -36,8 +36,10 @@ class PCD(GramWeighting):
     max(1e-12, 10 eps(M's dtype)) · max M̃_jj so that linearly dependent secondary gradients keep it strictly
     convex and stay dependent after M's rounding. As in TorchJD: g_1 = 0 gives d = 0;
     constraints that cannot all hold (e.g. two opposite secondary gradients) are dropped, d = g_1 — detected
-    here by a constraint still violated by more than 1e-6 · max M̃_jj at the solution; d̃ = 0 up to the Gram
-    matrix's rounding gives d = 0.
+    here by a constraint still violated by more than max(1e-6, 1e3 · 10 eps of M's dtype) · max M̃_jj at
+    the solution (1e-6 in float64, 1.2e-3 in float32); d̃ = 0 up to the Gram matrix's rounding gives d = 0.
+    Infeasible constraints violated by less go undetected: two exactly opposite secondary gradients with
+    τ below that threshold give d = 0 here (their multipliers cancel), g_1 in TorchJD.
     """
 
     def __init__(

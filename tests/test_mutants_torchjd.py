@@ -1,0 +1,126 @@
+"""Tests that kill the mutants of TorchJD's family of methods and of the dual-cone solver (docs/testing.md,
+"Mutation: TorchJD's family"): hand-computed examples and equalities to TorchJD where the existing tests
+were symmetric or loose enough for a mutant to pass."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+import torch
+from torchjd.aggregation import PCD as TorchJDPCD
+
+from rw_mtl.weighting import get
+from rw_mtl.weighting.dual_cone import nonnegative_qp, regularized_gram
+
+T = torch.tensor
+F64 = torch.float64
+
+
+# ------------------------------------------------------------------------------------------------- PCD
+def _pcd_two_tasks(grads: torch.Tensor, average: torch.Tensor, tau: float, eps: float) -> torch.Tensor:
+    """PCD for T = 2 written out: d̃ = g̃_1 + max(0, (τ‖g̃_2‖² − g̃_2·g̃_1) / ‖g̃_2‖²) g̃_2, g̃_i = g_i / √(v̂_i +
+    eps), rescaled to ‖g_1‖ (``average``: v̂, debiased)."""
+    g1, g2 = grads / (average + eps).sqrt()[:, None]
+    direction = g1 + ((tau * g2 @ g2 - g2 @ g1) / (g2 @ g2)).clamp_min(0) * g2
+    return direction * grads[0].norm() / direction.norm()
+
+
+def test_pcd_in_float64_keeps_tau_and_the_moving_average_in_float64():
+    """τ = 0.3 and squared norms 1.09, 1.3, 11.7 are not float32 numbers: rounding either (τ, or v̂ kept in
+    float32) moves d by ~1e-8 relative; the float64 answer matches the formula to 1e-11."""
+    first = T([[1.0, 0.3], [-0.7, 0.9]], dtype=F64)
+    second = first * T([[1.0], [3.0]], dtype=F64)
+    beta, tau = 0.999, 0.3
+    squared = [first.square().sum(1), second.square().sum(1)]
+    debiased = (beta * (1 - beta) * squared[0] + (1 - beta) * squared[1]) / (1 - beta**2)
+    method = get("pcd")(2, tau=tau)
+    exact = {"rtol": 1e-11, "atol": 0.0}
+    torch.testing.assert_close(method.aggregate(first), _pcd_two_tasks(first, squared[0], tau, 1e-8), **exact)
+    torch.testing.assert_close(method.aggregate(second), _pcd_two_tasks(second, debiased, tau, 1e-8), **exact)
+
+
+def test_pcd_with_one_task_follows_it():
+    """No secondary task, no constraint: d = g_1 (TorchJD's answer too)."""
+    grads = T([[0.6, -0.8, 0.3]])
+    torch.testing.assert_close(get("pcd")(1).aggregate(grads), grads[0])
+    torch.testing.assert_close(TorchJDPCD()(grads), grads[0])
+
+
+@pytest.mark.parametrize(("tau", "zero"), [(2.13e-3, True), (2.24e-3, False)])
+def test_pcd_direction_is_zero_below_ten_eps_of_the_gram_dtype(tau, zero):
+    """(g, −g) in float32: d̃ = −τ g̃, counted as 0 where ‖d̃‖² ≤ 10 eps · (Σ|w_i| ‖g̃_i‖)² = 10 eps (2 + τ)²‖g̃‖²,
+    i.e. τ ≤ 2.186e-3 (TorchJD's threshold, ``precision``); 11 eps would move it to 2.293e-3."""
+    g = T([0.6, -0.8, 0.3])
+    grads = torch.stack([g, -g])
+    expected = torch.zeros(3) if zero else -g
+    torch.testing.assert_close(get("pcd")(2, tau=tau).aggregate(grads), expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(TorchJDPCD(tau=tau)(grads), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_pcd_drops_opposite_secondaries_once_their_violation_passes_its_threshold():
+    """(e1, e2, −e2) in float32: the constraints e2·d ≥ τ and −e2·d ≥ τ cannot both hold; the ridged QP leaves
+    them violated by exactly τ (relative to max M̃_jj), counted infeasible above 1e3 · 10 eps(float32) =
+    1.1921e-3 (d = g_1, TorchJD's answer). τ = 1.1927e-3 sits 0.05 % above it (1001 · 10 eps would not)."""
+    grads = torch.eye(3)
+    grads[2] = -grads[1]
+    tau = 1.1927e-3
+    torch.testing.assert_close(get("pcd")(3, tau=tau).aggregate(grads), grads[0])
+    torch.testing.assert_close(TorchJDPCD(tau=tau)(grads), grads[0])
+
+
+# ---------------------------------------------------------------------------- the dual cone: UPGrad, DualProj
+@pytest.mark.parametrize("name", ["upgrad", "dualproj"])
+def test_dual_cone_with_norm_eps_zero_gives_zero_for_zero_gradients(name):
+    """norm_eps = 0 is allowed; a zero G (trace 0, not below 0) still counts as M = 0: d = 0 and weights p,
+    where TorchJD's ``trace < norm_eps`` divides 0 by 0 (NaN)."""
+    method = get(name)(3, norm_eps=0.0)
+    direction = method.aggregate(torch.zeros(3, 4, dtype=F64))
+    torch.testing.assert_close(direction, torch.zeros(4, dtype=F64))
+    torch.testing.assert_close(method.last_weights, torch.full((3,), 1 / 3, dtype=F64))  # M̃ = reg I: v = p
+
+
+@pytest.mark.parametrize(("name", "label"), [("upgrad", "UPGrad"), ("dualproj", "DualProj")])
+def test_dual_cone_pref_vector_error_names_the_method(name, label):
+    with pytest.raises(ValueError, match=f"^{label}: weighting.grad.hparams.pref_vector must be null"):
+        get(name)(3, pref_vector=[1.0, 2.0])
+
+
+def test_nonnegative_qp_polish_puts_the_active_constraints_exactly_at_zero():
+    """Six conflicting tasks (two nearly opposite), UPGrad's batch of six problems: the interior point only
+    approaches the bound of an active constraint (x_i ~ 1e-10 > 0); the polish solves the system on the active
+    set it found, so x_i = 0 exactly wherever the gradient (M̃x + q)_i is positive, and M̃x + q = 0 on the
+    rest to rounding."""
+    generator = torch.Generator().manual_seed(7)
+    grads = torch.randn(6, 5, generator=generator, dtype=F64)
+    grads[1] = -grads[0] + 0.2 * grads[1]
+    hessian = regularized_gram(grads @ grads.T, 1e-4, 1e-4)
+    linear = torch.eye(6, dtype=F64) / 6 @ hessian
+    x = nonnegative_qp(hessian, linear)
+    gradient = x @ hessian + linear
+    active = gradient > 1e-12
+    assert active.sum() >= 6  # each problem has active bounds
+    assert (x[active] == 0).all() and (x >= 0).all()
+    assert gradient[~active].abs().max() < 1e-15
+
+
+# --------------------------------------------------------------------------------------------------- CR-MOGM
+def test_crmogm_refusal_lists_exactly_the_methods_it_can_wrap():
+    """The message's list: every registered method CR-MOGM accepts (Gram weights), itself and the
+    coordinate-wise or direction-only methods left out."""
+    from rw_mtl.weighting.registry import GRAD_METHODS
+
+    with pytest.raises(ValueError, match="must be a method whose weights come from the Gram") as error:
+        get("crmogm")(3, method="graddrop")
+    listed = ast.literal_eval(str(error.value).split("one of ")[1].split("; got")[0])
+    accepted = []
+    for name in sorted(GRAD_METHODS):
+        try:
+            get("crmogm")(3, method=name)
+        except ValueError as refused:
+            assert "must be a method whose weights" in str(refused), name
+        else:
+            accepted.append(name)
+    assert listed == [name for name in accepted if name != "crmogm"]
+    assert {"mgda_ub", "upgrad", "imtl_g", "pcd"} <= set(listed)
+    assert "graddrop" not in listed and "trimmed_mean" not in listed
