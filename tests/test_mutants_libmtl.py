@@ -59,3 +59,57 @@ def test_fairgrad_without_exact_solution_stops_where_its_20_damped_steps_reach(c
     method.aggregate(grads)
     expected = _fairgrad_levenberg_marquardt((grads @ grads.T).numpy(), alpha)
     torch.testing.assert_close(method.last_weights, torch.from_numpy(expected), rtol=1e-5, atol=0)
+
+
+# --------------------------------------------------------------------------------------------- Nash-MTL
+def _nash_newton(gram: np.ndarray, iterations: int) -> np.ndarray:
+    """Nash-MTL's solver as its docstring states it, in numpy: Newton on ½ αᵀM̂α − Σ log α (M̂ = M/‖M‖_F)
+    in the scaled variable, from α̂_0 = s / √diag M̂ (diag 0: the mean diagonal) with s² = T / max(1,
+    α̂ᵀM̂α̂ at s = 1), each step the best of 1, ½, … 2⁻¹¹ keeping α > 0; α = α̂ / √‖M‖_F."""
+    task_num, frobenius = len(gram), np.linalg.norm(gram)
+    scaled = gram / frobenius
+    diagonal = np.diag(scaled)
+    start = 1 / np.sqrt(np.where(diagonal > 0, diagonal, max(diagonal.mean(), 1 / task_num)))
+    alpha = start * np.sqrt(task_num / max(start @ scaled @ start, 1.0))
+    for _ in range(iterations):
+        system = alpha[:, None] * scaled * alpha[None, :] + np.eye(task_num)
+        step = np.linalg.solve(system, alpha * (scaled @ alpha) - 1)
+        best, best_value = alpha, np.inf
+        for fraction in 0.5 ** np.arange(12):
+            candidate = alpha * (1 - fraction * step)
+            if (candidate > 0).all():
+                value = 0.5 * candidate @ scaled @ candidate - np.log(candidate).sum()
+                if value < best_value:
+                    best, best_value = candidate, value
+        alpha = best
+    return alpha / np.sqrt(frobenius)
+
+
+@pytest.mark.parametrize("iterations", [1, 2])
+@pytest.mark.parametrize("case", ["unequal norms", "zero row", "cancelling"])
+def test_nash_mtl_first_newton_steps_start_where_its_docstring_says(case, iterations):
+    """One or two Newton steps show the start α̂_0 (per-task diagonal, the mean for a zero row, the scale s
+    with its floor 1 where the gradients cancel out); 20 steps hide it on solvable problems."""
+    first, second = _grads(2, dim=5, seed=11)
+    grads = {
+        "unequal norms": torch.stack([first, 3 * second, first + second]),
+        "zero row": torch.stack([first, torch.zeros(5, dtype=torch.float64), 2 * second]),
+        # orthogonal g_1, g_2 and g_3 against their sum: Σ cosines = 3 − 2√2 < 1
+        "cancelling": T([[1.0, 0.0], [0.0, 1.0], [-(0.5**0.5), -(0.5**0.5)]], dtype=torch.float64),
+    }[case]
+    method = get("nash_mtl")(len(grads), optim_niter=iterations, max_norm=0.0)
+    method.aggregate(grads)
+    expected = _nash_newton((grads @ grads.T).numpy(), iterations)
+    torch.testing.assert_close(method.last_weights, torch.from_numpy(expected), rtol=1e-9, atol=0)
+
+
+def test_nash_mtl_clips_a_kept_alpha_whose_direction_is_shorter_than_one():
+    """update_weights_every = 2 keeps step 1's α = (1/3, 1/4) for step 2's G / 10: ‖d‖ = √2 / 10, clipped
+    to max_norm = 0.1 (and left alone by max_norm = 1, the default, which it is below)."""
+    grads = T([[3.0, 0.0], [0.0, 4.0]], dtype=torch.float64)
+    clipped = get("nash_mtl")(2, update_weights_every=2, max_norm=0.1)
+    default = get("nash_mtl")(2, update_weights_every=2)
+    clipped.aggregate(grads), default.aggregate(grads)
+    ones = torch.ones(2, dtype=torch.float64)
+    torch.testing.assert_close(clipped.aggregate(grads / 10), ones * 0.1 / 2**0.5)
+    torch.testing.assert_close(default.aggregate(grads / 10), ones * 0.1)
