@@ -10,8 +10,14 @@ import pytest
 import torch
 
 from rw_mtl.weighting import get
+from rw_mtl.weighting.grad.aligned_mtl import balance_transformation
+from rw_mtl.weighting.grad.nash_mtl import bargaining_weights
 
 T = torch.tensor
+
+
+def F(values) -> torch.Tensor:  # noqa: N802 — a float64 tensor, as T is torch.tensor
+    return torch.tensor(values, dtype=torch.float64)
 
 
 def _grads(task_num: int, dim: int, seed: int) -> torch.Tensor:
@@ -113,3 +119,50 @@ def test_nash_mtl_clips_a_kept_alpha_whose_direction_is_shorter_than_one():
     ones = torch.ones(2, dtype=torch.float64)
     torch.testing.assert_close(clipped.aggregate(grads / 10), ones * 0.1 / 2**0.5)
     torch.testing.assert_close(default.aggregate(grads / 10), ones * 0.1)
+
+
+def test_nash_mtl_default_is_20_newton_steps_where_no_solution_stops_them():
+    """Cancelling gradients (a Pareto-stationary point): α grows every step, so the 20 of the default (the
+    method's and ``bargaining_weights``') show."""
+    grads = T([[1.0, 0.0], [0.0, 1.0], [-(0.5**0.5), -(0.5**0.5)]], dtype=torch.float64)
+    gram = grads @ grads.T
+    method = get("nash_mtl")(3, max_norm=0.0)
+    method.aggregate(grads)
+    expected = torch.from_numpy(_nash_newton(gram.numpy(), 20))
+    # α doubles every step here (‖α‖ ≈ 3e6 after 20), and rounding differs from numpy's by 1e-4
+    torch.testing.assert_close(method.last_weights, expected, rtol=1e-3, atol=0)
+    torch.testing.assert_close(bargaining_weights(gram), expected, rtol=1e-3, atol=0)
+    torch.testing.assert_close(bargaining_weights(gram, 21), 2 * expected, rtol=1e-2, atol=0)
+
+
+# ------------------------------------------------------------------------------------------ Aligned-MTL
+@pytest.mark.parametrize("scale_mode", ["min", "median", "rmse"])
+def test_aligned_mtl_on_rank_one_gradients_sums_them(scale_mode):
+    """g_t = c_t u: M = ‖u‖² c cᵀ has one kept eigenvalue λ, every σ is λ, B = v vᵀ (v = c / ‖c‖), so
+    w = B 1 = c Σc / ‖c‖² and d = Σ_t w_t g_t = (Σ_t c_t) u."""
+    coefficients, direction = (
+        T([1.0, 2.0, -0.5], dtype=torch.float64),
+        T([0.0, 3.0, 4.0], dtype=torch.float64),
+    )
+    method = get("aligned_mtl")(3, scale_mode=scale_mode)
+    torch.testing.assert_close(method.aggregate(torch.outer(coefficients, direction)), 2.5 * direction)
+    torch.testing.assert_close(method.last_weights, coefficients * 2.5 / 5.25)
+
+
+def test_aligned_mtl_on_zero_gradients_keeps_the_preference_weights():
+    """No kept eigenvalue: B = I (TorchJD's), so the weights are p itself and d = 0."""
+    method = get("aligned_mtl")(3, pref_vector=[1.0, 2.0, 3.0])
+    torch.testing.assert_close(
+        method.aggregate(torch.zeros(3, 4, dtype=torch.float64)), torch.zeros(4, dtype=torch.float64)
+    )
+    torch.testing.assert_close(method.last_weights, T([1.0, 2.0, 3.0], dtype=torch.float64))
+
+
+def test_aligned_mtl_helper_defaults_to_the_smallest_eigenvalue_and_names_the_method_on_bad_preferences():
+    # orthogonal g = (1, 0, 0), (0, 2, 0), (0, 0, 3): σ = 1 (min), B = diag(1, ½, ⅓)
+    gram = torch.diag(T([1.0, 4.0, 9.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        balance_transformation(gram), torch.diag(T([1.0, 0.5, 1 / 3], dtype=torch.float64))
+    )
+    with pytest.raises(ValueError, match=r"^AlignedMTL: weighting.grad.hparams.pref_vector must be null"):
+        get("aligned_mtl")(3, pref_vector=[1.0, 2.0])
