@@ -12,6 +12,7 @@ import torch
 from rw_mtl.weighting import get
 from rw_mtl.weighting.grad.aligned_mtl import balance_transformation
 from rw_mtl.weighting.grad.nash_mtl import bargaining_weights
+from rw_mtl.weighting.interface import TaskGradients
 
 T = torch.tensor
 
@@ -166,3 +167,95 @@ def test_aligned_mtl_helper_defaults_to_the_smallest_eigenvalue_and_names_the_me
     )
     with pytest.raises(ValueError, match=r"^AlignedMTL: weighting.grad.hparams.pref_vector must be null"):
         get("aligned_mtl")(3, pref_vector=[1.0, 2.0])
+
+
+# ------------------------------------------------------------------------------------------------ MoCo
+def test_moco_normalises_tiny_gradients_with_libmtls_1e8():
+    """h_t = ℓ_t g_t / (‖g_t‖ + 1e-8) (LibMTL's MoCo.py): gradients of norm 1e-8 and 3e-8 give h = (½, 0)
+    and 2 · (0, ¾); Y = ½ H = diag(¼, ¾); λ = softmax(½ − 0.1 · Y Yᵀ (½, ½))."""
+    grads = F([[1e-8, 0.0], [0.0, 3e-8]])
+    method = get("moco")(2)
+    direction = method.aggregate(grads, F([1.0, 2.0]))
+    lambd = torch.softmax(0.5 - 0.1 * F([0.0625, 0.5625]) * 0.5, dim=0)
+    torch.testing.assert_close(method.tracked, torch.diag(F([0.25, 0.75])))
+    torch.testing.assert_close(direction, lambd * F([0.25, 0.75]))
+
+
+def test_moco_keeps_float32_state_for_float64_gradients_later():
+    """Y keeps the first step's dtype (a float32 run, or a float32 checkpoint); a later float64 G is
+    combined in float64: the direction is float64 and equals the all-float64 run to float32 precision."""
+    first, second = _grads(2, dim=4, seed=40), _grads(2, dim=4, seed=41)
+    losses = F([1.5, 0.5])
+    mixed, exact = get("moco")(2), get("moco")(2)
+    mixed.aggregate(first.float(), losses.float()), exact.aggregate(first, losses)
+    direction = mixed.aggregate(second, losses)
+    assert direction.dtype == torch.float64 and mixed.tracked.dtype == torch.float32
+    torch.testing.assert_close(direction, exact.aggregate(second, losses), rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------------------------- DB-MTL
+def test_db_mtl_float64_steps_follow_its_equations_with_beta_sigma():
+    """Two float64 steps of Eq. 3 and 5 written out, β_k = 0.9 / √k: the gradients' dtype throughout (β
+    rounded to float32 would be off by 2e-7 relative)."""
+    losses = F([1.0, 3.0])
+    steps = [F([[2.0, 0.0], [0.0, 3.0]]), F([[4.0, 1.0], [0.0, 3.0]])]
+    method = get("db_mtl")(2, beta=0.9, beta_sigma=0.5)
+    average = torch.zeros(2, 2, dtype=torch.float64)
+    for k, grads in enumerate(steps, start=1):
+        beta = 0.9 / k**0.5
+        average = beta * average + (1 - beta) * grads / (losses[:, None] + 1e-8)
+        norms = average.norm(dim=1)
+        expected = (norms.max() / (norms + 1e-8)) @ average
+        torch.testing.assert_close(method.aggregate(grads, losses), expected, rtol=1e-14, atol=0)
+
+
+def test_db_mtl_epsilons_are_libmtls_added_1e8():
+    """log(ℓ + 1e-8): a zero loss scales its gradient by 1e8, in the gradient's own direction; ‖ĝ_t‖ + 1e-8:
+    a gradient 1e-8 of the other's is scaled to max ‖ĝ‖ / (‖ĝ_t‖ + 1e-8), not past it."""
+    grads = F([[1.0, 0.0], [0.0, 1.0]])
+    average = 0.1 * F([[1e8, 0.0], [0.0, 1.0 / (1 + 1e-8)]])
+    norms = average.norm(dim=1)
+    expected = (norms.max() / (norms + 1e-8)) @ average
+    torch.testing.assert_close(get("db_mtl")(2).aggregate(grads, F([0.0, 1.0])), expected, rtol=1e-12, atol=0)
+    tiny = F([[1.0, 0.0], [0.0, 1e-8]])
+    average = 0.1 / (1 + 1e-8) * tiny
+    norms = average.norm(dim=1)
+    expected = (norms.max() / (norms + 1e-8)) @ average
+    direction = get("db_mtl")(2).aggregate(tiny, F([1.0, 1.0]))
+    torch.testing.assert_close(direction, expected, rtol=1e-12, atol=0)
+    assert 0 < direction[1] < direction[0] / 10  # 0.1 · 1e-9 / 1.1e-8: boosted, not to ‖ĝ_1‖
+
+
+# --------------------------------------------------------------------------------------------- SDMGrad
+def test_sdmgrad_normalisation_is_scale_free_but_for_libmtls_1e8():
+    """Ĉ = C / (s² + 1e-8): G scaled by 0.3 gives G's weights (up to 1e-8 / s²); unit-norm rows scaled by
+    1e-4 have s² = 1e-8, so Ĉ is C / 2 of the unit rows': the same weights as lr = 2.5 on them."""
+    grads = _grads(3, dim=6, seed=50)
+    unit = grads / grads.norm(dim=1, keepdim=True)
+
+    def weights(matrix, **hparams):
+        method = get("sdmgrad")(3, **hparams)
+        method.aggregate(matrix)
+        return method.last_weights
+
+    torch.testing.assert_close(weights(0.3 * grads), weights(grads), rtol=1e-6, atol=0)
+    torch.testing.assert_close(weights(1e-4 * unit), weights(unit, lr=2.5), rtol=1e-6, atol=0)
+    assert (weights(1e-4 * unit) - weights(unit)).abs().max() > 1e-3
+
+
+# -------------------------------------------------------------------------------------------- GradNorm
+def test_gradnorm_balance_loss_on_gradients_shorter_than_one():
+    """original variant, first step: ratios 1, target mean(‖g‖) = 0.35 for norms (0.3, 0.4): L = 0.1."""
+    method = get("gradnorm")(2, variant="original")
+    result = method(TaskGradients(T([[0.3, 0.0], [0.0, 0.4]])), T([2.0, 1.0]))
+    torch.testing.assert_close(result.method_loss, T(0.1))
+
+
+def test_gradnorm_training_rates_from_initial_losses_below_one():
+    """ℓ(0) = (0.5, 0.25), ℓ = (0.25, 0.25): r = (½, 1) / ¾, target (⅔^1.5, (4/3)^1.5) for norms (1, 1)."""
+    method = get("gradnorm")(2, variant="original")
+    grads = TaskGradients(T([[1.0, 0.0], [0.0, 1.0]]))
+    method(grads, T([0.5, 0.25]))
+    loss = method(grads, T([0.25, 0.25])).method_loss
+    expected = abs(1 - (2 / 3) ** 1.5) + abs(1 - (4 / 3) ** 1.5)
+    torch.testing.assert_close(loss, T(expected))
