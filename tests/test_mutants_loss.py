@@ -12,6 +12,7 @@ import torch
 import tests.test_loss_methods as loss_tests
 from rw_mtl.weighting import get
 from rw_mtl.weighting.loss.forum import subproblem_weights
+from rw_mtl.weighting.loss.virtual_params import flat_gradient, moved
 from tests.test_loss_methods import _forum_reference, _forum_update, _meta, _regression_problem
 
 T = torch.tensor
@@ -141,3 +142,86 @@ def test_forum_subproblem_is_invariant_to_the_problems_scale(scale):
     torch.testing.assert_close(
         subproblem_weights(gram * scale, pi, c * scale), subproblem_weights(gram, pi, c), atol=1e-9, rtol=0
     )
+
+
+# ---------------------------------------------------------------------------------------------- Auto-λ
+def _quartic_problem(validation_scale: float):
+    """Two quartic regression tasks on one linear model: Auto-λ's central difference is not exact."""
+    generator = torch.Generator().manual_seed(1)
+    x_train = torch.randn(6, 3, generator=generator, dtype=torch.float64)
+    x_val = torch.randn(5, 3, generator=generator, dtype=torch.float64)
+    targets = torch.randn(2, 3, generator=generator, dtype=torch.float64)
+    theta = {
+        "w": torch.randn(3, generator=generator, dtype=torch.float64).requires_grad_(True),
+        "b": torch.randn(1, generator=generator, dtype=torch.float64).requires_grad_(True),
+    }
+
+    def task_losses(params, x):
+        out = x @ params["w"] + params["b"]
+        losses = torch.stack([((out - x @ targets[t]) ** 4).mean() for t in range(2)])
+        return losses * (validation_scale if x is x_val else 1.0)
+
+    return theta, task_losses, x_train, x_val
+
+
+@pytest.mark.parametrize(("validation_scale", "norm"), [(1.0, 3.582), (0.1, 0.3582)])
+def test_auto_lambda_central_difference_steps_by_the_official_eps(validation_scale, norm):
+    """The official finite difference: ε = 0.01 / ‖d‖ along d = ∇θ' L^val (not 0.01 ‖d‖, nor 0.01 where
+    ‖d‖ < 1). On quartic losses the difference is not exact, so ε shows (by 1e-4 relative)."""
+    problem = _quartic_problem(validation_scale)
+    theta, task_losses, x_train, x_val = problem
+    method = get("auto_lambda")(2).double()
+    weights, lr = method.meta_weights.detach().clone(), 1e-2
+    method.meta_step(_meta(theta, task_losses, x_train, x_val, lr))
+    params = list(theta.values())
+    step = torch.autograd.grad((weights * task_losses(theta, x_train)).sum(), params)
+    virtual = {
+        n: (p - lr * g).detach().requires_grad_(True) for (n, p), g in zip(theta.items(), step, strict=True)
+    }
+    direction = torch.autograd.grad(task_losses(virtual, x_val).sum(), list(virtual.values()))
+    assert torch.cat([d.reshape(-1) for d in direction]).norm().item() == pytest.approx(norm, rel=1e-3)
+    epsilon = 0.01 / torch.cat([d.reshape(-1) for d in direction]).norm()
+    with torch.no_grad():
+        ahead = task_losses(
+            {n: p + epsilon * d for (n, p), d in zip(theta.items(), direction, strict=True)}, x_train
+        )
+        behind = task_losses(
+            {n: p - epsilon * d for (n, p), d in zip(theta.items(), direction, strict=True)}, x_train
+        )
+    torch.testing.assert_close(
+        method.last_hypergradient, -lr * (ahead - behind) / (2 * epsilon), rtol=1e-9, atol=0
+    )
+
+
+# ------------------------------------------------------------------------------------------------- FAMO
+def test_famo_default_gamma_is_the_official_001():
+    """γ = 0.01 (the official ``famo.py``): the default's logits after three updates are γ = 0.01's, and
+    LibMTL's γ = 1e-3 gives others."""
+    default = loss_tests._famo_logits(0.025, 0.01)[0]
+    built = get("famo")(3).double()
+    sequence = [losses.double() for losses in loss_tests.FAMO_LOSS_SEQUENCE]
+    for before, after in zip(sequence, sequence[1:], strict=False):
+        built.after_step(loss_tests._famo_context(before, after))
+    assert (built.learning_rate, built.gamma) == (0.025, 0.01)
+    torch.testing.assert_close(built.logits, default, atol=0, rtol=0)
+    assert not torch.allclose(loss_tests._famo_logits(0.025, 1e-3)[0], default, atol=1e-6, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------- virtual_params
+def test_flat_gradient_gives_zeros_to_parameters_the_loss_does_not_reach():
+    theta = {"used": T([1.0, 2.0], requires_grad=True), "unused": torch.ones(2, 2, requires_grad=True)}
+    meta = _meta(theta, lambda p, x: (p["used"] ** 2).sum()[None], None, None, 0.1)
+    flat = flat_gradient((theta["used"] ** 2).sum(), theta, meta)
+    torch.testing.assert_close(flat, T([2.0, 4.0, 0.0, 0.0, 0.0, 0.0]))
+
+
+def test_moved_adds_the_scaled_chunks_in_order_as_new_leaves():
+    theta = {"a": T([1.0, 2.0], requires_grad=True), "b": T([[3.0]], requires_grad=True)}
+    direction = T([1.0, -1.0, 2.0])
+    frozen, trainable = moved(theta, direction, 0.5), moved(theta, direction, 0.5, trainable=True)
+    for result in (frozen, trainable):
+        torch.testing.assert_close(result["a"], T([1.5, 1.5]))
+        torch.testing.assert_close(result["b"], T([[4.0]]))
+        assert all(t.is_leaf for t in result.values())
+    assert not any(t.requires_grad for t in frozen.values())
+    assert all(t.requires_grad for t in trainable.values())
