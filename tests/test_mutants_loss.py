@@ -4,15 +4,20 @@ existing tests did not reach (FORUM where its ε is of the order of the gradient
 methods' own autocast guard, the graph a meta step must leave to the training step) and the defaults of
 the original papers' code."""
 
+# ruff: noqa: E501 (the expected messages are whole sentences of the code)
 from __future__ import annotations
 
 import pytest
 import torch
 
 import tests.test_loss_methods as loss_tests
+from rw_mtl.choices import GRAD_MODES
 from rw_mtl.weighting import get
+from rw_mtl.weighting.interface import TaskGradients
 from rw_mtl.weighting.loss.forum import subproblem_weights
 from rw_mtl.weighting.loss.virtual_params import flat_gradient, moved
+from rw_mtl.weighting.preference import preference_vector
+from rw_mtl.weighting.registry import GRAD_METHODS
 from tests.test_loss_methods import _forum_reference, _forum_update, _meta, _regression_problem
 
 T = torch.tensor
@@ -225,3 +230,144 @@ def test_moved_adds_the_scaled_chunks_in_order_as_new_leaves():
         assert all(t.is_leaf for t in result.values())
     assert not any(t.requires_grad for t in frozen.values())
     assert all(t.requires_grad for t in trainable.values())
+
+
+# ------------------------------------------------------------------------- modes (the config check's rule)
+SUPPORTED_MODES = {  # every other gradient method runs in all three
+    "db_mtl": ("param",),
+    "graddrop": ("param", "rep"),
+    "moco": ("param",),
+    "rotograd": ("rep",),
+    "trimmed_mean": ("param", "rep"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRAD_METHODS))
+def test_each_gradient_method_accepts_exactly_its_modes(name):
+    """The rule test_reliability.py checks through the config, on the classes directly (fast)."""
+    method = GRAD_METHODS[name]
+    allowed = SUPPORTED_MODES.get(name, GRAD_MODES)
+    assert method.supported_modes() == allowed
+    for mode in GRAD_MODES:
+        if mode in allowed:
+            method.check_mode(mode, name)
+            method.check_mode(mode)
+            continue
+        with pytest.raises(ValueError) as error:
+            method.check_mode(mode, name)
+        text = str(error.value)
+        assert text.startswith(
+            f"weighting/grad={name} is defined for weighting.grad.mode in {list(allowed)} only"
+        )
+        assert text.endswith(f", got `{mode}`; set weighting.grad.mode={' or '.join(allowed)}")
+        with pytest.raises(ValueError, match=f"^{method.__name__} is defined for"):
+            method.check_mode(mode)
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "why"),
+    [
+        ("rotograd", "param", " (it transforms the shared representation z)"),
+        ("rotograd", "last_layer", " (it transforms the shared representation z)"),
+        (
+            "graddrop",
+            "last_layer",
+            " (it gives per-task results, not task weights, which the last shared layer's gradients alone cannot give)",
+        ),
+        (
+            "trimmed_mean",
+            "last_layer",
+            " (it gives direction results, not task weights, which the last shared layer's gradients alone cannot give)",
+        ),
+        ("moco", "rep", ""),
+        (
+            "db_mtl",
+            "last_layer",
+            " (it gives direction results, not task weights, which the last shared layer's gradients alone cannot give)",
+        ),
+    ],
+)
+def test_a_refused_mode_says_why(name, mode, why):
+    allowed = GRAD_METHODS[name].supported_modes()
+    message = (
+        f"weighting/grad={name} is defined for weighting.grad.mode in {list(allowed)} only{why}, got `{mode}`; "
+        f"set weighting.grad.mode={' or '.join(allowed)}"
+    )
+    with pytest.raises(ValueError) as error:
+        GRAD_METHODS[name].check_mode(mode, name)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("name", sorted(GRAD_METHODS))
+def test_multi_input_data_refuses_rep_mode_only_for_methods_giving_one_direction(name):
+    """Office-31's per-task z_t: weights and per-task results split over them, one direction does not."""
+    method = GRAD_METHODS[name]
+    for mode in method.supported_modes():
+        method.check_mode(mode, name, multi_input=False)
+        if mode == "rep" and method.produces == "direction":
+            with pytest.raises(ValueError) as error:
+                method.check_mode(mode, name, multi_input=True)
+            assert str(error.value) == (
+                f"weighting/grad={name} gives one direction, which cannot be split over the per-task "
+                "representations of a multi-input dataset; set weighting.grad.mode=param for this dataset"
+            )
+        else:
+            method.check_mode(mode, name, multi_input=True)
+    assert GRAD_METHODS["trimmed_mean"].produces == "direction"  # the case above is reached
+
+
+# ------------------------------------------------------------------------------- TaskGradients.inner
+def test_inner_products_of_two_batches():
+    first, second = T([[1.0, 2.0, 0.0], [0.0, 1.0, 1.0]]), T([[1.0, 0.0, 1.0], [2.0, 1.0, 0.0]])
+    product = TaskGradients(first).inner(TaskGradients(second))
+    torch.testing.assert_close(product, T([[1.0, 4.0], [1.0, 1.0]]))
+
+
+def test_inner_products_of_ranks_local_columns_are_summed_not_gathered():
+    """Data-parallel rep mode: each rank multiplies its own columns (``local``) and the T×T products are
+    summed over the ranks (here a fake sum that doubles); the gathered matrices are never read."""
+    local_a, local_b = T([[1.0, 2.0], [0.0, 1.0]]), T([[3.0, 1.0], [1.0, 1.0]])
+    unreadable = lambda: pytest.fail("the gathered G was read")  # noqa: E731
+    a = TaskGradients(matrix_fn=unreadable, local=local_a, sum_over_ranks=lambda t: 2 * t)
+    b = TaskGradients(matrix_fn=unreadable, local=local_b, sum_over_ranks=lambda t: 2 * t)
+    torch.testing.assert_close(a.inner(b), 2 * local_a @ local_b.T)
+    plain = TaskGradients(T([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]))
+    with_local = TaskGradients(
+        T([[1.0, 1.0, 1.0, 1.0], [2.0, 0.0, 0.0, 0.0]]), local=local_a, sum_over_ranks=lambda t: 2 * t
+    )
+    torch.testing.assert_close(plain.inner(with_local), T([[1.0, 2.0], [1.0, 0.0]]))  # one side local: G Hᵀ
+
+
+def test_inner_products_need_equally_many_columns_saying_what_to_set():
+    message = (
+        "inner products of two batches' gradients need equally many columns, got 4 and 6: in rep mode give "
+        "the training batches equal sizes (drop_last, dataset.datamodule.batch_size) or set "
+        "weighting.grad.mode=param"
+    )
+    with pytest.raises(ValueError) as error:
+        TaskGradients(torch.ones(2, 4)).inner(TaskGradients(torch.ones(2, 6)))
+    assert str(error.value) == message
+
+
+# ---------------------------------------------------------------------------------- preference vectors
+def test_preference_vector_default_and_given():
+    default = preference_vector("UPGrad", 3, None, 1 / 3)
+    assert default.dtype == torch.float64
+    torch.testing.assert_close(default, torch.full((3,), 1 / 3, dtype=torch.float64))
+    given = preference_vector("UPGrad", 3, [1, 0.5, 2], 1 / 3)
+    assert given.dtype == torch.float64
+    torch.testing.assert_close(given, T([1.0, 0.5, 2.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [[1.0, 2.0], [1.0, 2.0, 3.0, 4.0], [1.0, float("nan"), 1.0], [1.0, float("inf"), 1.0], [[1.0, 1.0, 1.0]]],
+)
+def test_preference_vector_refuses_a_wrong_list_naming_the_key(value):
+    message = (
+        "ConFIG: weighting.grad.hparams.pref_vector must be null or a list of 3 finite numbers (one per "
+        f"task), got {list(value)!r}"
+    )
+    with pytest.raises(ValueError) as error:
+        preference_vector("ConFIG", 3, value, 1.0)
+    assert str(error.value) == message
