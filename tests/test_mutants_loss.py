@@ -13,11 +13,14 @@ import torch
 import tests.test_loss_methods as loss_tests
 from rw_mtl.choices import GRAD_MODES
 from rw_mtl.weighting import get
-from rw_mtl.weighting.interface import TaskGradients
+from rw_mtl.weighting.base import GradWeighting, backward_into_own_parameters
+from rw_mtl.weighting.interface import Combination, TaskGradients
 from rw_mtl.weighting.loss.forum import subproblem_weights
 from rw_mtl.weighting.loss.virtual_params import flat_gradient, moved
 from rw_mtl.weighting.preference import preference_vector
-from rw_mtl.weighting.registry import GRAD_METHODS
+from rw_mtl.weighting.random_weights import CODE_VARIANTS, DISTRIBUTIONS, sample_simplex_weights
+from rw_mtl.weighting.registry import GRAD_METHODS, LOSS_METHODS, resolve
+from rw_mtl.weighting.simplex import min_norm_weights
 from tests.test_loss_methods import _forum_reference, _forum_update, _meta, _regression_problem
 
 T = torch.tensor
@@ -371,3 +374,149 @@ def test_preference_vector_refuses_a_wrong_list_naming_the_key(value):
     with pytest.raises(ValueError) as error:
         preference_vector("ConFIG", 3, value, 1.0)
     assert str(error.value) == message
+
+
+# ----------------------------------------------------------------------------------- the base contracts
+class _WrongCount(GradWeighting):
+    """A method whose combination is built for one task too many."""
+
+    def combine(self, grads, losses):
+        return Combination(weights=torch.ones(self.task_num + 1))
+
+
+def test_a_combination_for_the_wrong_task_count_is_named():
+    with pytest.raises(ValueError) as error:
+        _WrongCount(2).aggregate(torch.ones(2, 3))
+    assert str(error.value) == "_WrongCount was built for 2 tasks but got a combination for 3 tasks"
+
+
+@pytest.mark.parametrize(
+    ("grads", "message"),
+    [
+        (torch.ones(3), "grads must be a float [T, D] matrix, got (3,) torch.float32"),
+        (torch.ones(2, 3, dtype=torch.long), "grads must be a float [T, D] matrix, got (2, 3) torch.int64"),
+        (torch.ones(3, 4), "PCGrad was built for 2 tasks but got a gradient matrix for 3 tasks"),
+    ],
+)
+def test_aggregate_refuses_what_is_not_a_task_gradient_matrix(grads, message):
+    with pytest.raises(ValueError) as error:
+        get("pcgrad")(2).aggregate(grads)
+    assert str(error.value) == message
+
+
+def test_task_gradients_need_exactly_one_source():
+    for kwargs in ({}, {"matrix": torch.ones(2, 2), "matrix_fn": lambda: torch.ones(2, 2)}):
+        with pytest.raises(ValueError) as error:
+            TaskGradients(**kwargs)
+        assert str(error.value) == "TaskGradients needs exactly one of matrix and matrix_fn"
+
+
+def test_random_gradient_weights_never_read_the_gradients():
+    """RGW draws its weights: it computes no Gram matrix (no all-reduce across ranks, EW's cost)."""
+    unreadable = lambda: pytest.fail("RGW read the task gradients")  # noqa: E731
+    torch.manual_seed(0)
+    weights = get("rgw")(3).combine(TaskGradients(matrix_fn=unreadable, gram_fn=unreadable), None).weights
+    assert weights.shape == (3,) and weights.sum().item() == pytest.approx(1.0)
+
+
+def test_rgw_keeps_nothing_in_checkpoints():
+    """Its device anchor is not persistent: RGW's state dict is empty (old checkpoints load strictly)."""
+    method = get("rgw")(3)
+    assert method.state_dict() == {}
+    method.load_state_dict({}, strict=True)
+
+
+def test_a_method_loss_reaching_only_some_own_parameters_leaves_the_others_alone():
+    class _TwoParameters(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = torch.nn.Parameter(T([1.0, 2.0])), torch.nn.Parameter(T([3.0]))
+
+    method = _TwoParameters()
+    backward_into_own_parameters(method, (method.used**2).sum())
+    torch.testing.assert_close(method.used.grad, T([2.0, 4.0]))
+    assert method.unused.grad is None or not method.unused.grad.any()
+
+
+# ------------------------------------------------------------------------------------------- registry
+def test_resolve_names_the_valid_choices_and_the_custom_target_format():
+    with pytest.raises(ValueError) as error:
+        resolve("loss", "nope")
+    assert str(error.value) == (
+        f"weighting/loss: unknown method `nope`; valid choices: {sorted([*LOSS_METHODS, 'custom'])}"
+    )
+    for target in (None, "", 123, "NoDots"):
+        with pytest.raises(ValueError) as error:
+            resolve("grad", "custom", target)
+        assert str(error.value) == (
+            f"weighting/grad=custom needs weighting.grad.target=<module>.<Class> (a dotted path), got {target!r}"
+        )
+
+
+# ------------------------------------------------------------------------------------ random weights
+@pytest.mark.parametrize("distribution", sorted({**DISTRIBUTIONS, **CODE_VARIANTS}))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_random_weights_have_the_requested_dtype(distribution, dtype):
+    torch.manual_seed(0)
+    weights = sample_simplex_weights(distribution, 4, dtype=dtype)
+    assert weights.dtype == dtype and weights.shape == (4,)
+    assert get("rlw")(4, distribution=distribution).weights(torch.ones(4, dtype=dtype)).dtype == dtype
+
+
+# ------------------------------------------------------------------------------ PCGrad, GradVac, MGDA
+# g1 and g2 conflict, g3 is orthogonal to both: every order of the surgery gives the same result,
+# g1' = g1 + ½ g2, g2' = g2 + g1, g3' = g3 (GradVac's first step with φ̂ = 0 is PCGrad's projection)
+ONE_CONFLICT = T([[1.0, 0.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name", ["pcgrad", "gradvac"])
+@pytest.mark.parametrize("scale", [1.0, 0.1])
+def test_surgery_on_one_conflicting_pair_by_hand(name, scale):
+    """Weights (2, 1.5, 1), d = (0.5, 1.5, 1) scale, for any draw of the orders and any scale of G."""
+    for seed in range(4):
+        torch.manual_seed(seed)
+        method = get(name)(3).double()
+        direction = method.aggregate(scale * ONE_CONFLICT)
+        torch.testing.assert_close(method.last_weights, T([2.0, 1.5, 1.0], dtype=torch.float64))
+        torch.testing.assert_close(direction, scale * T([0.5, 1.5, 1.0], dtype=torch.float64))
+        if name == "gradvac":  # φ̂_ij ← ½ cos(g_i, g_j) before the surgery: only the pair (1, 2) conflicts
+            conflict = 0.5 * -(0.5**0.5)
+            expected = T([[0.0, conflict, 0.0], [conflict, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+            torch.testing.assert_close(method.target_similarity, expected)
+
+
+@pytest.mark.parametrize("name", ["pcgrad", "gradvac"])
+def test_surgery_on_one_task_returns_its_gradient(name):
+    method = get(name)(1)
+    torch.testing.assert_close(method.aggregate(T([[1.0, -2.0]])), T([1.0, -2.0]))
+    torch.testing.assert_close(method.last_weights, T([1.0]))
+
+
+def test_mgda_l2_normalisation_is_scale_free():
+    """n_t = ‖g_t‖: the normalised problem is the same for G and 0.1 G, and the weights on the raw
+    gradients scale by 10 (norms below 1 are not clamped)."""
+    grads = T([[0.3, 0.1], [-0.1, 0.2], [0.05, -0.3]], dtype=torch.float64)
+    method = get("mgda_ub")(3, normalization="l2")
+    method.aggregate(grads)
+    weights = method.last_weights
+    method.aggregate(0.1 * grads)
+    torch.testing.assert_close(method.last_weights, 10 * weights)
+    norms = grads.norm(dim=1)
+    unit = grads / norms[:, None]
+    torch.testing.assert_close(weights * norms, min_norm_weights(unit @ unit.T))
+
+
+# ------------------------------------------------------------------------------------------- GradDrop
+def test_graddrop_drops_a_task_whose_sign_statistic_is_zero_and_ignores_zero_activations():
+    """Rep mode, two samples, two features. Feature 0: task 1's statistic is 1·1 + (−1)·1 = 0 — its
+    Algorithm 1 mask is 0 whatever U (neither S > 0 nor S < 0) — and task 2's is 2, so P = 1 and task 2
+    is kept. Feature 1: sample 2's activation is 0, so its gradients do not count: S = (1, 1), P = 1,
+    both kept."""
+    representation = T([[1.0, 1.0], [2.0, 0.0]])
+    per_sample = T([[[1.0, 1.0], [-1.0, 5.0]], [[1.0, 1.0], [1.0, 1.0]]])  # [T, N, F]
+    grads = TaskGradients(per_sample.flatten(1), representation=representation, sample_shape=(2,))
+    for seed in range(4):
+        torch.manual_seed(seed)
+        per_task = get("graddrop")(2)(grads).per_task
+        expected = T([[[0.0, 1.0], [0.0, 5.0]], [[1.0, 1.0], [1.0, 1.0]]]).flatten(1)
+        torch.testing.assert_close(per_task, expected)
