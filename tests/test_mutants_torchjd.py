@@ -9,12 +9,18 @@ import ast
 import pytest
 import torch
 from torchjd.aggregation import PCD as TorchJDPCD
+from torchjd.aggregation import ConFIG as TorchJDConFIG
 
 from rw_mtl.weighting import get
 from rw_mtl.weighting.dual_cone import nonnegative_qp, regularized_gram
+from rw_mtl.weighting.jacobian import task_gradients
 
 T = torch.tensor
 F64 = torch.float64
+
+
+def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
+    return ((ours.double() - reference.double()).norm() / reference.double().norm().clamp_min(1e-300)).item()
 
 
 # ------------------------------------------------------------------------------------------------- PCD
@@ -124,3 +130,68 @@ def test_crmogm_refusal_lists_exactly_the_methods_it_can_wrap():
     assert listed == [name for name in accepted if name != "crmogm"]
     assert {"mgda_ub", "upgrad", "imtl_g", "pcd"} <= set(listed)
     assert "graddrop" not in listed and "trimmed_mean" not in listed
+
+
+# ---------------------------------------------------------------------------------------------------- ConFIG
+def test_config_pref_vector_error_names_the_method():
+    with pytest.raises(ValueError, match="^ConFIG: weighting.grad.hparams.pref_vector must be null"):
+        get("config")(3, pref_vector=[1.0, 2.0])
+
+
+def test_config_direction_ignores_the_scale_of_the_pref_vector():
+    """û is the unit vector of Ũ⁺p: p and c·p give one direction (also for pᵀ(ŨŨᵀ)⁺p < 1, p small)."""
+    grads = T([[2.0, 0.5, 0.0], [-0.3, 1.0, 0.4], [0.2, -0.6, 1.5]], dtype=F64)
+    default = get("config")(3).aggregate(grads)
+    torch.testing.assert_close(get("config")(3, pref_vector=[0.01] * 3).aggregate(grads), default)
+    torch.testing.assert_close(
+        get("config")(3, pref_vector=[0.02, 0.01, 0.03]).aggregate(grads),
+        get("config")(3, pref_vector=[2.0, 1.0, 3.0]).aggregate(grads),
+    )
+
+
+def test_config_more_tasks_than_dimensions_equals_torchjd():
+    """Five gradients in R^2 (ŨŨᵀ of rank 2: the pseudo-inverse drops three eigenvalues at rounding level,
+    and a p outside its range moves d if they are kept), and three where two are nearly parallel (a small
+    kept eigenvalue, 1e-4 of the largest, far above the cut-off). float64: 1e-10 of TorchJD's SVD of Ũ."""
+    generator = torch.Generator().manual_seed(3)
+    wide = torch.randn(5, 2, generator=generator, dtype=F64)
+    g, k = torch.randn(2, 6, generator=generator, dtype=F64)
+    near = torch.stack([g, 2 * g, g + 0.01 * k])
+    for grads in (wide, near):
+        for pref in (None, [1.0, 2.0, 3.0, 4.0, 5.0][: grads.shape[0]]):
+            ours = get("config")(grads.shape[0], pref_vector=pref).aggregate(grads)
+            theirs = TorchJDConFIG(pref_vector=None if pref is None else T(pref, dtype=F64))(grads)
+            assert relative_error(ours, theirs) < 1e-10, (grads.shape, pref)
+
+
+def test_config_gives_a_zero_gradient_weight_zero():
+    grads = T([[2.0, 0.5, 0.0], [0.0, 0.0, 0.0], [0.2, -0.6, 1.5]], dtype=F64)
+    method = get("config")(3)
+    direction = method.aggregate(grads)
+    assert method.last_weights[1] == 0
+    torch.testing.assert_close(direction, get("config")(2).aggregate(grads[[0, 2]]))
+
+
+# ------------------------------------------------------------------------------------------------ jacobian
+def _separate_losses(dtype: torch.dtype, task_num: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """task_num scalar losses computed separately from one shared z (its heads' outputs squared)."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, generator=generator, dtype=dtype)
+    weight = torch.randn(3, 2, generator=generator, dtype=dtype, requires_grad=True)
+    z = x @ weight
+    heads = torch.randn(task_num, 2, generator=generator, dtype=dtype)
+    return [((z @ head) ** 2).mean() for head in heads], weight
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64], ids=str)
+@pytest.mark.parametrize("task_num", [1, 3])
+def test_task_gradients_batched_takes_separate_scalar_losses_of_any_dtype(task_num, dtype):
+    """A list of T scalars (each head's loss) in the vmapped path too, float64 included (the one-hot output
+    gradients take the losses' dtype), and a single task: each row the autograd gradient of its loss."""
+    losses, weight = _separate_losses(dtype, task_num)
+    rows = [torch.autograd.grad(loss, weight, retain_graph=True)[0] for loss in losses]
+    expected = torch.stack(rows).reshape(task_num, -1)
+    for batched in (False, True):
+        got = task_gradients(losses, [weight], batched=batched)
+        assert got.dtype == dtype
+        torch.testing.assert_close(got, expected)
