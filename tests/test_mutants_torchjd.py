@@ -195,3 +195,27 @@ def test_task_gradients_batched_takes_separate_scalar_losses_of_any_dtype(task_n
         got = task_gradients(losses, [weight], batched=batched)
         assert got.dtype == dtype
         torch.testing.assert_close(got, expected)
+
+
+def test_task_gradients_refuses_losses_of_the_wrong_shape():
+    weight = torch.ones(2, requires_grad=True)
+    with pytest.raises(ValueError, match=r"^losses must be a \[T\] vector, got shape \(2, 1\)$"):
+        task_gradients((weight * 2)[:, None], [weight])
+    scalar_message = r"^losses must be a \[T\] vector or a sequence of T scalar losses$"
+    with pytest.raises(ValueError, match=scalar_message):
+        task_gradients([], [weight])
+    with pytest.raises(ValueError, match=scalar_message):
+        task_gradients([weight.sum(), weight * 2], [weight])
+
+
+def test_crmogm_passes_the_losses_to_the_wrapped_method():
+    """MGDA-UB with loss normalisation reads ℓ: its first λ̂ (= λ_1) differs from the one without losses'
+    scale — (2, 0), (0, 1) with ℓ = (1, 4): MGDA on g/ℓ = (2, 0), (0, ¼) gives (1/65, 64/65) on the
+    normalised gradients, w = (1/65, 16/65) on the raw ones."""
+    grads = T([[2.0, 0.0], [0.0, 1.0]], dtype=F64)
+    losses = T([1.0, 4.0], dtype=F64)
+    wrapped = get("mgda_ub")(2, normalization="loss")
+    method = get("crmogm")(2, method_hparams={"normalization": "loss"})
+    expected = wrapped.gram_weights(grads @ grads.T, losses)
+    torch.testing.assert_close(method.gram_weights(grads @ grads.T, losses), expected)
+    torch.testing.assert_close(expected, T([1 / 65, 16 / 65], dtype=F64))
