@@ -219,3 +219,15 @@ def test_crmogm_passes_the_losses_to_the_wrapped_method():
     expected = wrapped.gram_weights(grads @ grads.T, losses)
     torch.testing.assert_close(method.gram_weights(grads @ grads.T, losses), expected)
     torch.testing.assert_close(expected, T([1 / 65, 16 / 65], dtype=F64))
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_task_gradients_leaves_a_head_no_loss_reaches_without_gradient(batched):
+    """accumulate: a parameter no loss depends on (a head switched off) keeps ``.grad`` None, in the vmapped
+    path too; the used one gets Σ_t ∇ℓ_t."""
+    losses, weight = _separate_losses(torch.float32, 3)
+    head, unused = torch.ones(1, requires_grad=True), torch.ones(1, requires_grad=True)
+    losses = [loss * head for loss in losses]
+    task_gradients([loss.squeeze() for loss in losses], [weight], batched=batched, accumulate=[head, unused])
+    assert unused.grad is None
+    torch.testing.assert_close(head.grad, torch.stack(losses).sum(dim=0).detach())
