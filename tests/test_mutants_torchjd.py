@@ -231,3 +231,12 @@ def test_task_gradients_leaves_a_head_no_loss_reaches_without_gradient(batched):
     task_gradients([loss.squeeze() for loss in losses], [weight], batched=batched, accumulate=[head, unused])
     assert unused.grad is None
     torch.testing.assert_close(head.grad, torch.stack(losses).sum(dim=0).detach())
+
+
+def test_crmogm_initial_weights_kept_in_float64():
+    """λ_1 = α λ_0 + (1 − α) λ̂_1 exactly in float64: λ_0 = (0.3, 0.7) is not a float32 pair (rounding it would
+    move λ_1 by ~1e-8). IMTL-G on orthogonal (1, 0), (0, 2): λ̂ = (2/3, 1/3)."""
+    method = get("crmogm")(2, method="imtl_g", alpha=0.6, initial_weights=[0.3, 0.7])
+    method.aggregate(T([[1.0, 0.0], [0.0, 2.0]], dtype=F64))
+    expected = 0.6 * T([0.3, 0.7], dtype=F64) + 0.4 * T([2 / 3, 1 / 3], dtype=F64)
+    torch.testing.assert_close(method.last_weights, expected, rtol=1e-14, atol=0.0)
