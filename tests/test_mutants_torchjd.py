@@ -10,6 +10,7 @@ import pytest
 import torch
 from torchjd.aggregation import PCD as TorchJDPCD
 from torchjd.aggregation import ConFIG as TorchJDConFIG
+from torchjd.aggregation import IMTLGWeighting
 
 from rw_mtl.weighting import get
 from rw_mtl.weighting.dual_cone import nonnegative_qp, regularized_gram
@@ -240,3 +241,19 @@ def test_crmogm_initial_weights_kept_in_float64():
     method.aggregate(T([[1.0, 0.0], [0.0, 2.0]], dtype=F64))
     expected = 0.6 * T([0.3, 0.7], dtype=F64) + 0.4 * T([2 / 3, 1 / 3], dtype=F64)
     torch.testing.assert_close(method.last_weights, expected, rtol=1e-14, atol=0.0)
+
+
+# ---------------------------------------------------------------------------------------------------- IMTL-G
+@pytest.mark.parametrize("b", [0.5, 1 - 3.46e-3, 1.0])
+def test_imtl_g_on_anti_parallel_gradients_and_its_cut_off(b):
+    """g_1 = e_1, g_2 = −√b e_1: M = u uᵀ (u = (1, −√b)) on the scale where max M_tt = 1, v = M⁺n =
+    u (1 − b) / (1 + b)², 1ᵀv = (1 − √b)(1 − b) / (1 + b)², α = v / 1ᵀv = u / (1 − √b) — TorchJD's answer.
+    1ᵀv = 0.065 for b = ½ and 1.5e-6 for b = 0.99654, both above the 1e-6 cut-off; b = 1 (g, −g): 1ᵀv = 0,
+    no impartial direction but 0, α = 0."""
+    grads = T([[1.0, 0.0], [-(b**0.5), 0.0]], dtype=F64)
+    method = get("imtl_g")(2)
+    method.aggregate(grads)
+    expected = torch.zeros(2, dtype=F64) if b == 1.0 else T([1.0, -(b**0.5)], dtype=F64) / (1 - b**0.5)
+    torch.testing.assert_close(method.last_weights, expected, rtol=1e-9, atol=0.0)
+    if b < 1.0:
+        torch.testing.assert_close(IMTLGWeighting()(grads @ grads.T), expected, rtol=1e-9, atol=0.0)
