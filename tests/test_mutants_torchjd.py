@@ -9,12 +9,19 @@ import ast
 import pytest
 import torch
 from torchjd.aggregation import PCD as TorchJDPCD
+from torchjd.aggregation import ConFIG as TorchJDConFIG
+from torchjd.aggregation import IMTLGWeighting
 
 from rw_mtl.weighting import get
 from rw_mtl.weighting.dual_cone import nonnegative_qp, regularized_gram
+from rw_mtl.weighting.jacobian import task_gradients
 
 T = torch.tensor
 F64 = torch.float64
+
+
+def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
+    return ((ours.double() - reference.double()).norm() / reference.double().norm().clamp_min(1e-300)).item()
 
 
 # ------------------------------------------------------------------------------------------------- PCD
@@ -124,3 +131,129 @@ def test_crmogm_refusal_lists_exactly_the_methods_it_can_wrap():
     assert listed == [name for name in accepted if name != "crmogm"]
     assert {"mgda_ub", "upgrad", "imtl_g", "pcd"} <= set(listed)
     assert "graddrop" not in listed and "trimmed_mean" not in listed
+
+
+# ---------------------------------------------------------------------------------------------------- ConFIG
+def test_config_pref_vector_error_names_the_method():
+    with pytest.raises(ValueError, match="^ConFIG: weighting.grad.hparams.pref_vector must be null"):
+        get("config")(3, pref_vector=[1.0, 2.0])
+
+
+def test_config_direction_ignores_the_scale_of_the_pref_vector():
+    """û is the unit vector of Ũ⁺p: p and c·p give one direction (also for pᵀ(ŨŨᵀ)⁺p < 1, p small)."""
+    grads = T([[2.0, 0.5, 0.0], [-0.3, 1.0, 0.4], [0.2, -0.6, 1.5]], dtype=F64)
+    default = get("config")(3).aggregate(grads)
+    torch.testing.assert_close(get("config")(3, pref_vector=[0.01] * 3).aggregate(grads), default)
+    torch.testing.assert_close(
+        get("config")(3, pref_vector=[0.02, 0.01, 0.03]).aggregate(grads),
+        get("config")(3, pref_vector=[2.0, 1.0, 3.0]).aggregate(grads),
+    )
+
+
+def test_config_more_tasks_than_dimensions_equals_torchjd():
+    """Five gradients in R^2 (ŨŨᵀ of rank 2: the pseudo-inverse drops three eigenvalues at rounding level,
+    and a p outside its range moves d if they are kept), and three where two are nearly parallel (a small
+    kept eigenvalue, 1e-4 of the largest, far above the cut-off). float64: 1e-10 of TorchJD's SVD of Ũ."""
+    generator = torch.Generator().manual_seed(3)
+    wide = torch.randn(5, 2, generator=generator, dtype=F64)
+    g, k = torch.randn(2, 6, generator=generator, dtype=F64)
+    near = torch.stack([g, 2 * g, g + 0.01 * k])
+    for grads in (wide, near):
+        for pref in (None, [1.0, 2.0, 3.0, 4.0, 5.0][: grads.shape[0]]):
+            ours = get("config")(grads.shape[0], pref_vector=pref).aggregate(grads)
+            theirs = TorchJDConFIG(pref_vector=None if pref is None else T(pref, dtype=F64))(grads)
+            assert relative_error(ours, theirs) < 1e-10, (grads.shape, pref)
+
+
+def test_config_gives_a_zero_gradient_weight_zero():
+    grads = T([[2.0, 0.5, 0.0], [0.0, 0.0, 0.0], [0.2, -0.6, 1.5]], dtype=F64)
+    method = get("config")(3)
+    direction = method.aggregate(grads)
+    assert method.last_weights[1] == 0
+    torch.testing.assert_close(direction, get("config")(2).aggregate(grads[[0, 2]]))
+
+
+# ------------------------------------------------------------------------------------------------ jacobian
+def _separate_losses(dtype: torch.dtype, task_num: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """task_num scalar losses computed separately from one shared z (its heads' outputs squared)."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, generator=generator, dtype=dtype)
+    weight = torch.randn(3, 2, generator=generator, dtype=dtype, requires_grad=True)
+    z = x @ weight
+    heads = torch.randn(task_num, 2, generator=generator, dtype=dtype)
+    return [((z @ head) ** 2).mean() for head in heads], weight
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64], ids=str)
+@pytest.mark.parametrize("task_num", [1, 3])
+def test_task_gradients_batched_takes_separate_scalar_losses_of_any_dtype(task_num, dtype):
+    """A list of T scalars (each head's loss) in the vmapped path too, float64 included (the one-hot output
+    gradients take the losses' dtype), and a single task: each row the autograd gradient of its loss."""
+    losses, weight = _separate_losses(dtype, task_num)
+    rows = [torch.autograd.grad(loss, weight, retain_graph=True)[0] for loss in losses]
+    expected = torch.stack(rows).reshape(task_num, -1)
+    for batched in (False, True):
+        got = task_gradients(losses, [weight], batched=batched)
+        assert got.dtype == dtype
+        torch.testing.assert_close(got, expected)
+
+
+def test_task_gradients_refuses_losses_of_the_wrong_shape():
+    weight = torch.ones(2, requires_grad=True)
+    with pytest.raises(ValueError, match=r"^losses must be a \[T\] vector, got shape \(2, 1\)$"):
+        task_gradients((weight * 2)[:, None], [weight])
+    scalar_message = r"^losses must be a \[T\] vector or a sequence of T scalar losses$"
+    with pytest.raises(ValueError, match=scalar_message):
+        task_gradients([], [weight])
+    with pytest.raises(ValueError, match=scalar_message):
+        task_gradients([weight.sum(), weight * 2], [weight])
+
+
+def test_crmogm_passes_the_losses_to_the_wrapped_method():
+    """MGDA-UB with loss normalisation reads ℓ: its first λ̂ (= λ_1) differs from the one without losses'
+    scale — (2, 0), (0, 1) with ℓ = (1, 4): MGDA on g/ℓ = (2, 0), (0, ¼) gives (1/65, 64/65) on the
+    normalised gradients, w = (1/65, 16/65) on the raw ones."""
+    grads = T([[2.0, 0.0], [0.0, 1.0]], dtype=F64)
+    losses = T([1.0, 4.0], dtype=F64)
+    wrapped = get("mgda_ub")(2, normalization="loss")
+    method = get("crmogm")(2, method_hparams={"normalization": "loss"})
+    expected = wrapped.gram_weights(grads @ grads.T, losses)
+    torch.testing.assert_close(method.gram_weights(grads @ grads.T, losses), expected)
+    torch.testing.assert_close(expected, T([1 / 65, 16 / 65], dtype=F64))
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_task_gradients_leaves_a_head_no_loss_reaches_without_gradient(batched):
+    """accumulate: a parameter no loss depends on (a head switched off) keeps ``.grad`` None, in the vmapped
+    path too; the used one gets Σ_t ∇ℓ_t."""
+    losses, weight = _separate_losses(torch.float32, 3)
+    head, unused = torch.ones(1, requires_grad=True), torch.ones(1, requires_grad=True)
+    losses = [loss * head for loss in losses]
+    task_gradients([loss.squeeze() for loss in losses], [weight], batched=batched, accumulate=[head, unused])
+    assert unused.grad is None
+    torch.testing.assert_close(head.grad, torch.stack(losses).sum(dim=0).detach())
+
+
+def test_crmogm_initial_weights_kept_in_float64():
+    """λ_1 = α λ_0 + (1 − α) λ̂_1 exactly in float64: λ_0 = (0.3, 0.7) is not a float32 pair (rounding it would
+    move λ_1 by ~1e-8). IMTL-G on orthogonal (1, 0), (0, 2): λ̂ = (2/3, 1/3)."""
+    method = get("crmogm")(2, method="imtl_g", alpha=0.6, initial_weights=[0.3, 0.7])
+    method.aggregate(T([[1.0, 0.0], [0.0, 2.0]], dtype=F64))
+    expected = 0.6 * T([0.3, 0.7], dtype=F64) + 0.4 * T([2 / 3, 1 / 3], dtype=F64)
+    torch.testing.assert_close(method.last_weights, expected, rtol=1e-14, atol=0.0)
+
+
+# ---------------------------------------------------------------------------------------------------- IMTL-G
+@pytest.mark.parametrize("b", [0.5, 1 - 3.46e-3, 1.0])
+def test_imtl_g_on_anti_parallel_gradients_and_its_cut_off(b):
+    """g_1 = e_1, g_2 = −√b e_1: M = u uᵀ (u = (1, −√b)) on the scale where max M_tt = 1, v = M⁺n =
+    u (1 − b) / (1 + b)², 1ᵀv = (1 − √b)(1 − b) / (1 + b)², α = v / 1ᵀv = u / (1 − √b) — TorchJD's answer.
+    1ᵀv = 0.065 for b = ½ and 1.5e-6 for b = 0.99654, both above the 1e-6 cut-off; b = 1 (g, −g): 1ᵀv = 0,
+    no impartial direction but 0, α = 0."""
+    grads = T([[1.0, 0.0], [-(b**0.5), 0.0]], dtype=F64)
+    method = get("imtl_g")(2)
+    method.aggregate(grads)
+    expected = torch.zeros(2, dtype=F64) if b == 1.0 else T([1.0, -(b**0.5)], dtype=F64) / (1 - b**0.5)
+    torch.testing.assert_close(method.last_weights, expected, rtol=1e-9, atol=0.0)
+    if b < 1.0:
+        torch.testing.assert_close(IMTLGWeighting()(grads @ grads.T), expected, rtol=1e-9, atol=0.0)
