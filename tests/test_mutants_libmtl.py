@@ -13,6 +13,7 @@ from rw_mtl.weighting import get
 from rw_mtl.weighting.grad.aligned_mtl import balance_transformation
 from rw_mtl.weighting.grad.nash_mtl import bargaining_weights
 from rw_mtl.weighting.interface import TaskGradients
+from rw_mtl.weighting.simplex import fista_on_simplex, project_to_simplex
 
 T = torch.tensor
 
@@ -354,3 +355,59 @@ def test_rotograd_size_errors_say_what_to_set():
         r"weighting\.grad\.hparams\.rotation_size$",
     ):
         method(TaskGradients(torch.zeros(1, 4), representation=torch.zeros(2, 2), sample_shape=(2,)))
+
+
+# ------------------------------------------------------------------------------- simplex: the iterations
+def _projection_reference(vector: np.ndarray) -> np.ndarray:
+    """Duchi et al. (2008), Fig. 1: the Euclidean projection onto the simplex by sorting."""
+    ordered = np.sort(vector)[::-1]
+    cumulative = np.cumsum(ordered) - 1
+    rho = np.nonzero(ordered - cumulative / np.arange(1, len(vector) + 1) > 0)[0][-1]
+    return np.maximum(vector - cumulative[rho] / (rho + 1), 0)
+
+
+def test_projection_onto_the_simplex_survives_huge_entries():
+    """Shifted by its largest entry first: at 1e17 the 1 of the simplex would be lost to rounding."""
+    torch.testing.assert_close(project_to_simplex(F([1e17, 0.0, -1e17])), F([1.0, 0.0, 0.0]))
+    vector = F([0.3, 2.0, -1.0, 1.7])
+    torch.testing.assert_close(
+        project_to_simplex(vector), torch.from_numpy(_projection_reference(vector.numpy()))
+    )
+
+
+def _fista_reference(gradient, step_size, task_num: int, iterations: int) -> tuple[np.ndarray, int]:
+    """FISTA with gradient-based adaptive restart (O'Donoghue & Candès, 2015) as simplex.fista_on_simplex
+    states it, in numpy; also returns how many restarts happened."""
+    w = np.full(task_num, 1.0 / task_num)
+    point, t, restarts = w, 1.0, 0
+    for _ in range(iterations):
+        new = _projection_reference(point - step_size(point) * gradient(point))
+        if (point - new) @ (new - w) > 0:
+            t, restarts = 1.0, restarts + 1
+        t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
+        point = new + ((t - 1) / t_next) * (new - w)
+        w, t = new, t_next
+    return w, restarts
+
+
+def test_fista_iterations_follow_the_accelerated_scheme_with_restarts():
+    """min ½ wᵀQw + bᵀw over the simplex (ill-conditioned Q): every iterate of 1 … 12 steps equals the
+    scheme written out, momentum and restarts included, with a step size that depends on w."""
+    q = np.array([[2.0, 1.9, 0.0, 0.0], [1.9, 2.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    b = np.array([0.0, -0.5, 0.2, 0.3])
+
+    def step(w):  # 1 / L at the simplex's vertices, longer inside
+        return 1 / (3.9 * np.abs(w).max())
+
+    restarts = 0
+    for iterations in range(1, 13):
+        expected, restarts = _fista_reference(lambda w: q @ w + b, step, 4, iterations)
+        got = fista_on_simplex(
+            lambda w: torch.from_numpy(q) @ w + torch.from_numpy(b),
+            4,
+            F([0.0]),
+            lambda w: step(w.numpy()),
+            iterations,
+        )
+        torch.testing.assert_close(got, torch.from_numpy(expected), rtol=1e-12, atol=1e-14)
+    assert restarts >= 2
