@@ -13,6 +13,7 @@ from rw_mtl.weighting import get
 from rw_mtl.weighting.grad.aligned_mtl import balance_transformation
 from rw_mtl.weighting.grad.nash_mtl import bargaining_weights
 from rw_mtl.weighting.interface import TaskGradients
+from rw_mtl.weighting.simplex import fista_on_simplex, project_to_simplex
 
 T = torch.tensor
 
@@ -259,3 +260,154 @@ def test_gradnorm_training_rates_from_initial_losses_below_one():
     loss = method(grads, T([0.25, 0.25])).method_loss
     expected = abs(1 - (2 / 3) ** 1.5) + abs(1 - (4 / 3) ** 1.5)
     torch.testing.assert_close(loss, T(expected))
+
+
+# -------------------------------------------------------------------------------------------- RotoGrad
+class _Layout:
+    """An architecture stand-in that only tells RotoGrad where z's channels are."""
+
+    def __init__(self, channels: int, dim: int) -> None:
+        self.layout = (channels, dim)
+
+    def representation_layout(self) -> tuple[int, int]:
+        return self.layout
+
+
+def _rotograd_with_random_rotations(channels: int, dim: int, seed: int):
+    method = get("rotograd")(2)
+    method.bind(_Layout(channels, dim))
+    generator = torch.Generator().manual_seed(seed)
+    for layer in method.rotations:
+        skew = torch.randn(channels, channels, generator=generator)
+        layer.weight = torch.linalg.matrix_exp(skew - skew.T)
+    return method
+
+
+@pytest.mark.parametrize(("sample_shape", "dim"), [((3, 2, 2), 1), ((3, 4), -1)])
+def test_rotograd_rotation_gradient_pairs_each_positions_channels(sample_shape, dim):
+    """The gradient that trains R_t is that of Σ_t mean_p ‖R_t v_p − R̄_t g_{t,p}‖² over the channel vectors
+    of every pixel ([B, C, H, W], channels on dim 1) or token ([B, L, C], on dim −1) — the loss's value
+    alone cannot tell how positions and channels are paired (R is orthogonal). Gradients of norm < 1: v_p
+    rescales by mean-norm / ‖g_t‖, floored at 1e-15 only."""
+    channels = sample_shape[0] if dim == 1 else sample_shape[-1]
+    method = _rotograd_with_random_rotations(channels, dim, seed=3)
+    per_sample = 0.01 * torch.randn(2, 2, *sample_shape, generator=torch.Generator().manual_seed(4))
+    grads = TaskGradients(
+        per_sample.flatten(1), representation=torch.zeros(2, *sample_shape), sample_shape=sample_shape
+    )
+    loss = method(grads).method_loss
+    points = per_sample.movedim(2 if dim == 1 else -1, -1).reshape(2, -1, channels)  # [T, P, C]
+    norms = points.flatten(1).norm(dim=1)
+    reference = (points * (points.mean(0).norm() / norms).view(-1, 1, 1)).mean(0)
+    expected = sum(
+        (reference @ layer.weight.T - points[t] @ layer.weight.detach().T).square().sum(1).mean()
+        for t, layer in enumerate(method.rotations)
+    )
+    torch.testing.assert_close(loss, expected)
+    originals = [layer.parametrizations.weight.original for layer in method.rotations]
+    for got, want in zip(
+        torch.autograd.grad(loss, originals), torch.autograd.grad(expected, originals), strict=True
+    ):
+        torch.testing.assert_close(got, want)
+
+
+def test_rotograd_partial_rotation_of_a_pooled_map_keeps_its_other_channels():
+    """rotation_size 2 of 3 channels on a [B, C, 1, 1] map: channel 3 passes through at every position."""
+    method = get("rotograd")(2, rotation_size=2)
+    method.bind(_Layout(3, 1))
+    z = torch.randn(4, 3, 1, 1, generator=torch.Generator().manual_seed(5))
+    for view in method.task_representations(z):  # R = I at the start
+        torch.testing.assert_close(view, z)
+
+
+def test_rotograd_re_anchors_after_its_default_20_steps():
+    """burn_in_period = 20 (adrianjav's default): the norms are taken at step 1 and again at step 21."""
+    method = get("rotograd")(2, rotation_size=2)
+    first, later = T([[3.0, 0.0], [0.0, 1.0]]), T([[1.5, 0.0], [0.0, 1.0]])
+    method.aggregate(first)
+    for _ in range(19):
+        method.aggregate(later)
+    common = 1.5 / 3 + 2 / 3  # ratios (½, 1) against step 1's norms
+    torch.testing.assert_close(method.last_weights, T([common / 1.5, common]))
+    method.aggregate(later)  # step 21: ratios (1, 1), target the mean norm 1.25
+    torch.testing.assert_close(method.last_weights, T([1.25 / 1.5, 1.25]))
+
+
+def test_rotograd_size_errors_say_what_to_set():
+    with pytest.raises(
+        ValueError,
+        match=r"^RotoGrad has no rotations yet: give weighting\.grad\.hparams\."
+        r"rotation_size, or build it inside an MTLModule \(which binds it to z's channels\)$",
+    ):
+        get("rotograd")(2).task_representations(torch.zeros(3, 4))
+    with pytest.raises(
+        ValueError,
+        match=r"^RotoGrad rotates 4 channels but z has 3; set weighting\.grad\."
+        r"hparams\.rotation_size=null \(every channel\) or lower it$",
+    ):
+        get("rotograd")(2, rotation_size=4).bind(_Layout(3, 1))
+    method = get("rotograd")(1, rotation_size=3)
+    method.bind(_Layout(3, 1))  # as many as z has: accepted
+    assert len(method.task_representations(torch.zeros(2, 3))) == 1
+    with pytest.raises(
+        ValueError,
+        match=r"^RotoGrad rotates 3 channels but each gradient has 2; lower "
+        r"weighting\.grad\.hparams\.rotation_size$",
+    ):
+        method(TaskGradients(torch.zeros(1, 4), representation=torch.zeros(2, 2), sample_shape=(2,)))
+
+
+# ------------------------------------------------------------------------------- simplex: the iterations
+def _projection_reference(vector: np.ndarray) -> np.ndarray:
+    """Duchi et al. (2008), Fig. 1: the Euclidean projection onto the simplex by sorting."""
+    ordered = np.sort(vector)[::-1]
+    cumulative = np.cumsum(ordered) - 1
+    rho = np.nonzero(ordered - cumulative / np.arange(1, len(vector) + 1) > 0)[0][-1]
+    return np.maximum(vector - cumulative[rho] / (rho + 1), 0)
+
+
+def test_projection_onto_the_simplex_survives_huge_entries():
+    """Shifted by its largest entry first: at 1e17 the 1 of the simplex would be lost to rounding."""
+    torch.testing.assert_close(project_to_simplex(F([1e17, 0.0, -1e17])), F([1.0, 0.0, 0.0]))
+    vector = F([0.3, 2.0, -1.0, 1.7])
+    torch.testing.assert_close(
+        project_to_simplex(vector), torch.from_numpy(_projection_reference(vector.numpy()))
+    )
+
+
+def _fista_reference(gradient, step_size, task_num: int, iterations: int) -> tuple[np.ndarray, int]:
+    """FISTA with gradient-based adaptive restart (O'Donoghue & Candès, 2015) as simplex.fista_on_simplex
+    states it, in numpy; also returns how many restarts happened."""
+    w = np.full(task_num, 1.0 / task_num)
+    point, t, restarts = w, 1.0, 0
+    for _ in range(iterations):
+        new = _projection_reference(point - step_size(point) * gradient(point))
+        if (point - new) @ (new - w) > 0:
+            t, restarts = 1.0, restarts + 1
+        t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
+        point = new + ((t - 1) / t_next) * (new - w)
+        w, t = new, t_next
+    return w, restarts
+
+
+def test_fista_iterations_follow_the_accelerated_scheme_with_restarts():
+    """min ½ wᵀQw + bᵀw over the simplex (ill-conditioned Q): every iterate of 1 … 12 steps equals the
+    scheme written out, momentum and restarts included, with a step size that depends on w."""
+    q = np.array([[2.0, 1.9, 0.0, 0.0], [1.9, 2.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    b = np.array([0.0, -0.5, 0.2, 0.3])
+
+    def step(w):  # 1 / L at the simplex's vertices, longer inside
+        return 1 / (3.9 * np.abs(w).max())
+
+    restarts = 0
+    for iterations in range(1, 13):
+        expected, restarts = _fista_reference(lambda w: q @ w + b, step, 4, iterations)
+        got = fista_on_simplex(
+            lambda w: torch.from_numpy(q) @ w + torch.from_numpy(b),
+            4,
+            F([0.0]),
+            lambda w: step(w.numpy()),
+            iterations,
+        )
+        torch.testing.assert_close(got, torch.from_numpy(expected), rtol=1e-12, atol=1e-14)
+    assert restarts >= 2
