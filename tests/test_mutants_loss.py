@@ -432,6 +432,14 @@ def test_random_gradient_weights_never_read_the_gradients():
     assert weights.shape == (3,) and weights.sum().item() == pytest.approx(1.0)
 
 
+def test_last_weights_are_none_until_a_method_gives_weights():
+    """Per-task methods (GradDrop) have no task weights: ``last_weights`` stays None, as before any step."""
+    method = get("graddrop")(2)
+    assert method.last_weights is None
+    method.aggregate(T([[1.0, -1.0], [1.0, 1.0]]))
+    assert method.last_weights is None
+
+
 def test_rgw_keeps_nothing_in_checkpoints():
     """Its device anchor is not persistent: RGW's state dict is empty (old checkpoints load strictly)."""
     method = get("rgw")(3)
