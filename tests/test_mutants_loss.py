@@ -7,6 +7,8 @@ the original papers' code."""
 # ruff: noqa: E501 (the expected messages are whole sentences of the code)
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -409,6 +411,17 @@ def test_task_gradients_need_exactly_one_source():
         with pytest.raises(ValueError) as error:
             TaskGradients(**kwargs)
         assert str(error.value) == "TaskGradients needs exactly one of matrix and matrix_fn"
+    for matrix, shown in (
+        (torch.ones(3), "(3,) torch.float32"),
+        (torch.ones(2, 3, dtype=torch.int32), "(2, 3) torch.int32"),
+    ):
+        with pytest.raises(ValueError) as error:
+            TaskGradients(matrix)
+        assert str(error.value) == f"grads must be a float [T, D] matrix, got {shown}"
+    for kwargs in ({"local": torch.ones(2, 2)}, {"sum_over_ranks": lambda t: t}):
+        with pytest.raises(ValueError) as error:
+            TaskGradients(torch.ones(2, 2), **kwargs)
+        assert str(error.value) == "TaskGradients needs both or neither of local and sum_over_ranks"
 
 
 def test_random_gradient_weights_never_read_the_gradients():
@@ -417,6 +430,14 @@ def test_random_gradient_weights_never_read_the_gradients():
     torch.manual_seed(0)
     weights = get("rgw")(3).combine(TaskGradients(matrix_fn=unreadable, gram_fn=unreadable), None).weights
     assert weights.shape == (3,) and weights.sum().item() == pytest.approx(1.0)
+
+
+def test_last_weights_are_none_until_a_method_gives_weights():
+    """Per-task methods (GradDrop) have no task weights: ``last_weights`` stays None, as before any step."""
+    method = get("graddrop")(2)
+    assert method.last_weights is None
+    method.aggregate(T([[1.0, -1.0], [1.0, 1.0]]))
+    assert method.last_weights is None
 
 
 def test_rgw_keeps_nothing_in_checkpoints():
@@ -520,3 +541,35 @@ def test_graddrop_drops_a_task_whose_sign_statistic_is_zero_and_ignores_zero_act
         per_task = get("graddrop")(2)(grads).per_task
         expected = T([[[0.0, 1.0], [0.0, 5.0]], [[1.0, 1.0], [1.0, 1.0]]]).flatten(1)
         torch.testing.assert_close(per_task, expected)
+
+
+def test_pcgrad_projects_against_the_tasks_one_at_a_time_in_a_random_order():
+    """Three tasks with two conflicts for g1: the direction is one of the sequential surgeries' results
+    (every task i in one of the 3! orders of all tasks, itself included, as LibMTL shuffles them), never
+    a simultaneous projection, and different orders are drawn."""
+    grads = T([[1.0, 0.0], [-1.0, 0.5], [-0.2, -1.0]], dtype=torch.float64)
+
+    def surgery(i, order):
+        g = grads[i].clone()
+        for j in order:
+            dot = g @ grads[j]
+            g = g - dot.clamp_max(0.0) / (grads[j] @ grads[j]) * grads[j]
+        return g
+
+    options = [[surgery(i, order) for order in itertools.permutations(range(3))] for i in range(3)]
+    possible = torch.stack([sum(choice) for choice in itertools.product(*options)])
+    directions = []
+    for seed in range(6):
+        torch.manual_seed(seed)
+        direction = get("pcgrad")(3).double().aggregate(grads)
+        assert (possible - direction).abs().amax(dim=1).min() < 1e-12
+        directions.append(direction)
+    assert len({tuple(d.round(decimals=9).tolist()) for d in directions}) > 2
+
+
+def test_rgw_draws_in_the_models_dtype():
+    torch.manual_seed(0)
+    weights = (
+        get("rgw")(3).double().combine(TaskGradients(torch.ones(3, 2, dtype=torch.float64)), None).weights
+    )
+    assert weights.dtype == torch.float64 and weights.sum().item() == pytest.approx(1.0)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from rw_mtl.report.delta_p import delta_p
 from rw_mtl.report.document import GROUPING, build, litmus_json
 from rw_mtl.report.tables import render_csv, render_latex, table_records
 from rw_mtl.results import write_json_atomic
@@ -879,3 +880,19 @@ def test_seed_counts_in_titles():
 
     assert _seed_text([[0.0, 1.0], [2.0, 3.0]]) == "2 seeds each"
     assert _seed_text([[0.0, 1.0], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0]]) == "2–4 seeds"
+
+
+# ------------------------------------------------------------------------------------------------ Δp
+def test_delta_p_with_a_reference_of_one_and_its_errors_named():
+    """A reference metric of exactly 1 is an ordinary value; no task, or a reference of 0, is refused
+    with the sentence that says why."""
+    directions = {"seg": {"miou": True}, "depth": {"abs_err": False}}
+    reference = {"seg": {"miou": 1.0}, "depth": {"abs_err": 0.5}}
+    metrics = {"seg": {"miou": 1.1}, "depth": {"abs_err": 0.6}}
+    assert delta_p(metrics, reference, directions) == pytest.approx(100 * (0.1 - 0.2) / 2)
+    with pytest.raises(ValueError) as error:
+        delta_p(metrics, reference, {})
+    assert str(error.value) == "Δp needs at least one task"
+    with pytest.raises(ValueError) as error:
+        delta_p(metrics, {"seg": {"miou": 0.0}, "depth": {"abs_err": 0.5}}, directions)
+    assert str(error.value) == "Δp is undefined: the reference's seg/miou is 0"
