@@ -111,6 +111,23 @@ def test_nonnegative_qp_polish_puts_the_active_constraints_exactly_at_zero():
     assert gradient[~active].abs().max() < 1e-15
 
 
+def test_nonnegative_qp_keeps_the_interior_point_where_the_polish_fails_its_check():
+    """The same six problems stopped after 7 interior-point steps, before the active set is identified: the
+    polished point on the wrong active set violates the optimality conditions and is refused, the interior
+    point (4e-4 from the optimum) returned — a polished point accepted anyway is 7e-2 away. The check is
+    per problem: those whose polish passes keep it."""
+    generator = torch.Generator().manual_seed(7)
+    grads = torch.randn(6, 5, generator=generator, dtype=F64)
+    grads[1] = -grads[0] + 0.2 * grads[1]
+    hessian = regularized_gram(grads @ grads.T, 1e-4, 1e-4)
+    linear = torch.eye(6, dtype=F64) / 6 @ hessian
+    optimum = nonnegative_qp(hessian, linear)
+    early = nonnegative_qp(hessian, linear, iterations=7)
+    assert relative_error(early, optimum) < 1e-3
+    # row by row: five of the six have found their two active bounds (polished: exactly 0), the last not yet
+    assert (early == 0).sum(dim=1).tolist() == [2, 2, 2, 2, 2, 0]
+
+
 # --------------------------------------------------------------------------------------------------- CR-MOGM
 def test_crmogm_refusal_lists_exactly_the_methods_it_can_wrap():
     """The message's list: every registered method CR-MOGM accepts (Gram weights), itself and the
