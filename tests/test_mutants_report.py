@@ -27,7 +27,7 @@ import pytest
 
 from rw_mtl.report.delta_p import delta_p
 from rw_mtl.report.document import GROUPING, build, litmus_json
-from rw_mtl.report.order import arch_rank
+from rw_mtl.report.order import arch_rank, block_of, row_rank
 from rw_mtl.report.tables import render_csv, render_latex, table_records
 from rw_mtl.results import write_json_atomic
 
@@ -903,3 +903,10 @@ def test_architectures_sort_in_the_papers_order_then_by_name():
     """Table 5's four, then LibMTL's others in ``ARCHS``' order, then any other name alphabetically."""
     names = ["zeta_net", "ple", "mtan", "alpha_net", "hps", "cross_stitch"]
     assert sorted(names, key=arch_rank) == ["hps", "cross_stitch", "mtan", "ple", "alpha_net", "zeta_net"]
+
+
+def test_rows_fall_in_the_papers_four_blocks_in_order():
+    """EW alone, a loss method alone, a gradient method with EW losses, both (Table 4's combined rows)."""
+    pairs = [("uw", "pcgrad"), ("ew", "pcgrad"), ("uw", "none"), ("ew", "none")]
+    assert [block_of(loss, grad) for loss, grad in pairs] == ["combined", "grad", "loss", "baseline"]
+    assert sorted(pairs, key=lambda pair: row_rank(*pair)) == pairs[::-1]
