@@ -27,7 +27,7 @@ import pytest
 
 from rw_mtl.report.delta_p import delta_p
 from rw_mtl.report.document import GROUPING, build, litmus_json
-from rw_mtl.report.order import arch_rank, block_of, row_rank
+from rw_mtl.report.order import arch_rank, block_of, method_rank, row_rank
 from rw_mtl.report.tables import render_csv, render_latex, table_records
 from rw_mtl.results import write_json_atomic
 
@@ -910,3 +910,19 @@ def test_rows_fall_in_the_papers_four_blocks_in_order():
     pairs = [("uw", "pcgrad"), ("ew", "pcgrad"), ("uw", "none"), ("ew", "none")]
     assert [block_of(loss, grad) for loss, grad in pairs] == ["combined", "grad", "loss", "baseline"]
     assert sorted(pairs, key=lambda pair: row_rank(*pair)) == pairs[::-1]
+
+
+@pytest.mark.parametrize(
+    ("block", "names", "expected"),
+    [
+        ("loss", ["rlw", "famo", "dwa", "uw"], ["uw", "dwa", "famo", "rlw"]),
+        (
+            "grad",
+            ["rgw", "upgrad", "pcgrad", "mgda_ub", "aligned_mtl"],
+            ["mgda_ub", "pcgrad", "aligned_mtl", "upgrad", "rgw"],
+        ),
+    ],
+)
+def test_methods_sort_paper_first_then_by_name_then_random_weighting_last(block, names, expected):
+    """Within a block: the paper's Table 1 order, then methods the paper did not run by name, RLW/RGW last."""
+    assert sorted(names, key=lambda name: method_rank(name, block)) == expected
