@@ -926,3 +926,22 @@ def test_rows_fall_in_the_papers_four_blocks_in_order():
 def test_methods_sort_paper_first_then_by_name_then_random_weighting_last(block, names, expected):
     """Within a block: the paper's Table 1 order, then methods the paper did not run by name, RLW/RGW last."""
     assert sorted(names, key=lambda name: method_rank(name, block)) == expected
+
+
+def test_gradient_and_combined_rows_sort_as_table_4_reads():
+    """Gradient rows: paper order, others by name, RGW last; combined rows: by gradient method, then by
+    loss method (RLW last)."""
+    grad_rows = [("ew", "rgw"), ("ew", "upgrad"), ("ew", "pcgrad")]
+    assert sorted(grad_rows, key=lambda pair: row_rank(*pair)) == [
+        ("ew", "pcgrad"),
+        ("ew", "upgrad"),
+        ("ew", "rgw"),
+    ]
+    combined = [("uw", "rgw"), ("rlw", "pcgrad"), ("uw", "pcgrad"), ("dwa", "pcgrad"), ("uw", "upgrad")]
+    assert sorted(combined, key=lambda pair: row_rank(*pair)) == [
+        ("uw", "pcgrad"),
+        ("dwa", "pcgrad"),
+        ("rlw", "pcgrad"),
+        ("uw", "upgrad"),
+        ("uw", "rgw"),
+    ]
