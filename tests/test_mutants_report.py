@@ -910,6 +910,11 @@ def test_rows_fall_in_the_papers_four_blocks_in_order():
     pairs = [("uw", "pcgrad"), ("ew", "pcgrad"), ("uw", "none"), ("ew", "none")]
     assert [block_of(loss, grad) for loss, grad in pairs] == ["combined", "grad", "loss", "baseline"]
     assert sorted(pairs, key=lambda pair: row_rank(*pair)) == pairs[::-1]
+    # every gradient row (RGW last among them) comes before every combined row
+    assert sorted([("uw", "pcgrad"), ("ew", "rgw")], key=lambda pair: row_rank(*pair)) == [
+        ("ew", "rgw"),
+        ("uw", "pcgrad"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -929,18 +934,32 @@ def test_methods_sort_paper_first_then_by_name_then_random_weighting_last(block,
 
 
 def test_gradient_and_combined_rows_sort_as_table_4_reads():
-    """Gradient rows: paper order, others by name, RGW last; combined rows: by gradient method, then by
-    loss method (RLW last)."""
+    """Loss and gradient rows: paper order, others by name, RLW/RGW last; combined rows: by gradient method,
+    then by loss method in the same order."""
     grad_rows = [("ew", "rgw"), ("ew", "upgrad"), ("ew", "pcgrad")]
     assert sorted(grad_rows, key=lambda pair: row_rank(*pair)) == [
         ("ew", "pcgrad"),
         ("ew", "upgrad"),
         ("ew", "rgw"),
     ]
-    combined = [("uw", "rgw"), ("rlw", "pcgrad"), ("uw", "pcgrad"), ("dwa", "pcgrad"), ("uw", "upgrad")]
+    loss_rows = [("rlw", "none"), ("famo", "none"), ("uw", "none")]
+    assert sorted(loss_rows, key=lambda pair: row_rank(*pair)) == [
+        ("uw", "none"),
+        ("famo", "none"),
+        ("rlw", "none"),
+    ]
+    combined = [
+        ("uw", "rgw"),
+        ("rlw", "pcgrad"),
+        ("famo", "pcgrad"),
+        ("uw", "pcgrad"),
+        ("dwa", "pcgrad"),
+        ("uw", "upgrad"),
+    ]
     assert sorted(combined, key=lambda pair: row_rank(*pair)) == [
         ("uw", "pcgrad"),
         ("dwa", "pcgrad"),
+        ("famo", "pcgrad"),
         ("rlw", "pcgrad"),
         ("uw", "upgrad"),
         ("uw", "rgw"),
