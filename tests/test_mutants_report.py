@@ -27,6 +27,7 @@ import pytest
 
 from rw_mtl.report.delta_p import delta_p
 from rw_mtl.report.document import GROUPING, build, litmus_json
+from rw_mtl.report.order import arch_rank, block_of, method_rank, row_rank
 from rw_mtl.report.tables import render_csv, render_latex, table_records
 from rw_mtl.results import write_json_atomic
 
@@ -896,3 +897,70 @@ def test_delta_p_with_a_reference_of_one_and_its_errors_named():
     with pytest.raises(ValueError) as error:
         delta_p(metrics, {"seg": {"miou": 0.0}, "depth": {"abs_err": 0.5}}, directions)
     assert str(error.value) == "Δp is undefined: the reference's seg/miou is 0"
+
+
+def test_architectures_sort_in_the_papers_order_then_by_name():
+    """Table 5's four, then LibMTL's others in ``ARCHS``' order, then any other name alphabetically."""
+    names = ["zeta_net", "ple", "mtan", "alpha_net", "hps", "cross_stitch"]
+    assert sorted(names, key=arch_rank) == ["hps", "cross_stitch", "mtan", "ple", "alpha_net", "zeta_net"]
+
+
+def test_rows_fall_in_the_papers_four_blocks_in_order():
+    """EW alone, a loss method alone, a gradient method with EW losses, both (Table 4's combined rows)."""
+    pairs = [("uw", "pcgrad"), ("ew", "pcgrad"), ("uw", "none"), ("ew", "none")]
+    assert [block_of(loss, grad) for loss, grad in pairs] == ["combined", "grad", "loss", "baseline"]
+    assert sorted(pairs, key=lambda pair: row_rank(*pair)) == pairs[::-1]
+    # every gradient row (RGW last among them) comes before every combined row
+    assert sorted([("uw", "pcgrad"), ("ew", "rgw")], key=lambda pair: row_rank(*pair)) == [
+        ("ew", "rgw"),
+        ("uw", "pcgrad"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("block", "names", "expected"),
+    [
+        ("loss", ["rlw", "famo", "dwa", "uw"], ["uw", "dwa", "famo", "rlw"]),
+        (
+            "grad",
+            ["rgw", "upgrad", "pcgrad", "mgda_ub", "aligned_mtl"],
+            ["mgda_ub", "pcgrad", "aligned_mtl", "upgrad", "rgw"],
+        ),
+    ],
+)
+def test_methods_sort_paper_first_then_by_name_then_random_weighting_last(block, names, expected):
+    """Within a block: the paper's Table 1 order, then methods the paper did not run by name, RLW/RGW last."""
+    assert sorted(names, key=lambda name: method_rank(name, block)) == expected
+
+
+def test_gradient_and_combined_rows_sort_as_table_4_reads():
+    """Loss and gradient rows: paper order, others by name, RLW/RGW last; combined rows: by gradient method,
+    then by loss method in the same order."""
+    grad_rows = [("ew", "rgw"), ("ew", "upgrad"), ("ew", "pcgrad")]
+    assert sorted(grad_rows, key=lambda pair: row_rank(*pair)) == [
+        ("ew", "pcgrad"),
+        ("ew", "upgrad"),
+        ("ew", "rgw"),
+    ]
+    loss_rows = [("rlw", "none"), ("famo", "none"), ("uw", "none")]
+    assert sorted(loss_rows, key=lambda pair: row_rank(*pair)) == [
+        ("uw", "none"),
+        ("famo", "none"),
+        ("rlw", "none"),
+    ]
+    combined = [
+        ("uw", "rgw"),
+        ("rlw", "pcgrad"),
+        ("famo", "pcgrad"),
+        ("uw", "pcgrad"),
+        ("dwa", "pcgrad"),
+        ("uw", "upgrad"),
+    ]
+    assert sorted(combined, key=lambda pair: row_rank(*pair)) == [
+        ("uw", "pcgrad"),
+        ("dwa", "pcgrad"),
+        ("famo", "pcgrad"),
+        ("rlw", "pcgrad"),
+        ("uw", "upgrad"),
+        ("uw", "rgw"),
+    ]
