@@ -443,12 +443,16 @@ def test_barrier_newton_iterates_as_documented_on_a_12_task_min_norm_problem():
     search all show in the path, if not in the end point."""
     grads = _grads(12, dim=8, seed=60) + 0.3
     gram = scaled_gram(grads @ grads.T)
-    point = _barrier_newton(
-        lambda w: torch.einsum("...i,ij,...j->...", w, gram, w),
-        lambda w: 2 * gram @ w,
-        lambda w: 2 * gram,
-        gram,
-    )
-    torch.testing.assert_close(
-        point, torch.from_numpy(_barrier_reference(gram.numpy())), rtol=1e-6, atol=1e-9
-    )
+    visited = []
+
+    def objective(w):
+        return torch.einsum("...i,ij,...j->...", w, gram, w)
+
+    def gradient(w):
+        visited.append(w)
+        return 2 * gram @ w
+
+    point = _barrier_newton(objective, gradient, lambda w: 2 * gram, gram)
+    expected = torch.from_numpy(np.stack(_barrier_reference(gram.numpy())))
+    assert len(visited) == 75  # 25 barrier weights × 3 Newton steps
+    torch.testing.assert_close(torch.stack([*visited, point]), expected, rtol=1e-6, atol=1e-9)
