@@ -13,7 +13,13 @@ from rw_mtl.weighting import get
 from rw_mtl.weighting.grad.aligned_mtl import balance_transformation
 from rw_mtl.weighting.grad.nash_mtl import bargaining_weights
 from rw_mtl.weighting.interface import TaskGradients
-from rw_mtl.weighting.simplex import _barrier_newton, fista_on_simplex, project_to_simplex, scaled_gram
+from rw_mtl.weighting.simplex import (
+    _barrier_newton,
+    cagrad_weights,
+    fista_on_simplex,
+    project_to_simplex,
+    scaled_gram,
+)
 
 T = torch.tensor
 
@@ -456,3 +462,9 @@ def test_barrier_newton_iterates_as_documented_on_a_12_task_min_norm_problem():
     expected = torch.from_numpy(np.stack(_barrier_reference(gram.numpy())))
     assert len(visited) == 75  # 25 barrier weights × 3 Newton steps
     torch.testing.assert_close(torch.stack([*visited, point]), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_cagrad_weights_of_one_task_are_one_in_the_grams_dtype():
+    weights = cagrad_weights(T([[4.0]]), 0.5)
+    assert weights.dtype == torch.float32
+    torch.testing.assert_close(weights, T([1.0]))
