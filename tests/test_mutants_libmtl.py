@@ -17,6 +17,7 @@ from rw_mtl.weighting.simplex import (
     _barrier_newton,
     cagrad_weights,
     fista_on_simplex,
+    min_norm_weights,
     project_to_simplex,
     scaled_gram,
 )
@@ -468,3 +469,22 @@ def test_cagrad_weights_of_one_task_are_one_in_the_grams_dtype():
     weights = cagrad_weights(T([[4.0]]), 0.5)
     assert weights.dtype == torch.float32
     torch.testing.assert_close(weights, T([1.0]))
+
+
+def test_min_norm_weights_closed_forms_for_one_and_two_tasks():
+    """One task: w = (1) in M's dtype. Two: w_1 = clip((M_22 − M_12) / (M_11 + M_22 − 2 M_12), 0, 1), ½ each
+    for equal gradients (a zero denominator)."""
+    one = min_norm_weights(F([[4.0]]))
+    assert one.dtype == torch.float64 and one.shape == (1,)
+    torch.testing.assert_close(one, F([1.0]))
+    # g_2 = 2 g_1: the ratio is 2, clipped to 1 (the shorter g_1 is the min-norm point); reversed, −1 → 0
+    torch.testing.assert_close(min_norm_weights(F([[1.0, 2.0], [2.0, 4.0]])), F([1.0, 0.0]))
+    torch.testing.assert_close(min_norm_weights(F([[4.0, 2.0], [2.0, 1.0]])), F([0.0, 1.0]))
+    torch.testing.assert_close(min_norm_weights(F([[1.0, 1.0], [1.0, 1.0]])), F([0.5, 0.5]))
+
+
+def test_scaled_gram_refuses_a_matrix_that_is_not_square():
+    with pytest.raises(ValueError, match=r"^expected a square Gram matrix, got shape \(2, 3\)$"):
+        scaled_gram(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"^expected a square Gram matrix, got shape \(3,\)$"):
+        scaled_gram(torch.zeros(3))
