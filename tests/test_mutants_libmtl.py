@@ -13,7 +13,14 @@ from rw_mtl.weighting import get
 from rw_mtl.weighting.grad.aligned_mtl import balance_transformation
 from rw_mtl.weighting.grad.nash_mtl import bargaining_weights
 from rw_mtl.weighting.interface import TaskGradients
-from rw_mtl.weighting.simplex import fista_on_simplex, project_to_simplex
+from rw_mtl.weighting.simplex import (
+    _barrier_newton,
+    cagrad_weights,
+    fista_on_simplex,
+    min_norm_weights,
+    project_to_simplex,
+    scaled_gram,
+)
 
 T = torch.tensor
 
@@ -411,3 +418,73 @@ def test_fista_iterations_follow_the_accelerated_scheme_with_restarts():
         )
         torch.testing.assert_close(got, torch.from_numpy(expected), rtol=1e-12, atol=1e-14)
     assert restarts >= 2
+
+
+def _barrier_reference(gram: np.ndarray) -> list[np.ndarray]:
+    """simplex._barrier_newton on f(w) = wᵀMw as its docstring states it, in numpy: from 1/T, for μ = 10⁰ …
+    10⁻²⁴ three Newton steps on f − μ Σ log w under 1ᵀw = 1 (bordered system), each the best of 2⁰ … 2⁻²⁹
+    (and 0) of min(1, 0.99 × the longest step keeping w > 0). Returns every point a Newton step starts
+    from, then the last one."""
+    task_num, points = len(gram), []
+    w = np.full(task_num, 1.0 / task_num)
+    fractions = np.append(2.0 ** -np.arange(30), 0.0)
+    for level in range(25):
+        mu = 10.0**-level
+        for _ in range(3):
+            points.append(w)
+            system = np.zeros((task_num + 1, task_num + 1))
+            system[:task_num, :task_num] = 2 * gram + np.diag(mu / w**2)
+            system[:task_num, task_num] = system[task_num, :task_num] = 1.0
+            step = np.linalg.solve(system, np.append(mu / w - 2 * gram @ w, 0.0))[:task_num]
+            longest = np.min(np.where(step < 0, -w / np.where(step < 0, step, -1.0), np.inf))
+            trials = w + (fractions * min(0.99 * longest, 1.0))[:, None] * step
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values = np.einsum("ki,ij,kj->k", trials, gram, trials) - mu * np.log(trials).sum(axis=1)
+            w = trials[np.argmin(np.where(np.isfinite(values), values, np.inf))]
+    return [*points, w]
+
+
+def test_barrier_newton_iterates_as_documented_on_a_12_task_min_norm_problem():
+    """Every iterate of the barrier method (before the candidate supports make the answer exact) equals its
+    numpy transcription — the start, the μ schedule, 3 Newton steps per μ, the bordered system and the line
+    search all show in the path, if not in the end point."""
+    grads = _grads(12, dim=8, seed=60) + 0.3
+    gram = scaled_gram(grads @ grads.T)
+    visited = []
+
+    def objective(w):
+        return torch.einsum("...i,ij,...j->...", w, gram, w)
+
+    def gradient(w):
+        visited.append(w)
+        return 2 * gram @ w
+
+    point = _barrier_newton(objective, gradient, lambda w: 2 * gram, gram)
+    expected = torch.from_numpy(np.stack(_barrier_reference(gram.numpy())))
+    assert len(visited) == 75  # 25 barrier weights × 3 Newton steps
+    torch.testing.assert_close(torch.stack([*visited, point]), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_cagrad_weights_of_one_task_are_one_in_the_grams_dtype():
+    weights = cagrad_weights(T([[4.0]]), 0.5)
+    assert weights.dtype == torch.float32
+    torch.testing.assert_close(weights, T([1.0]))
+
+
+def test_min_norm_weights_closed_forms_for_one_and_two_tasks():
+    """One task: w = (1) in M's dtype. Two: w_1 = clip((M_22 − M_12) / (M_11 + M_22 − 2 M_12), 0, 1), ½ each
+    for equal gradients (a zero denominator)."""
+    one = min_norm_weights(F([[4.0]]))
+    assert one.dtype == torch.float64 and one.shape == (1,)
+    torch.testing.assert_close(one, F([1.0]))
+    # g_2 = 2 g_1: the ratio is 2, clipped to 1 (the shorter g_1 is the min-norm point); reversed, −1 → 0
+    torch.testing.assert_close(min_norm_weights(F([[1.0, 2.0], [2.0, 4.0]])), F([1.0, 0.0]))
+    torch.testing.assert_close(min_norm_weights(F([[4.0, 2.0], [2.0, 1.0]])), F([0.0, 1.0]))
+    torch.testing.assert_close(min_norm_weights(F([[1.0, 1.0], [1.0, 1.0]])), F([0.5, 0.5]))
+
+
+def test_scaled_gram_refuses_a_matrix_that_is_not_square():
+    with pytest.raises(ValueError, match=r"^expected a square Gram matrix, got shape \(2, 3\)$"):
+        scaled_gram(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"^expected a square Gram matrix, got shape \(3,\)$"):
+        scaled_gram(torch.zeros(3))
