@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rw_mtl.train import run
+from rw_mtl.train import main, run
 
 from .conftest import FAST, compose_config, modules_built
 from .recompute import assert_beats_untrained, untrained_metrics
@@ -194,10 +194,10 @@ def test_bf16_mixed_gradient_methods_learn_as_in_float32(train, untrained, name)
     assert mean["bf16"] > mean["fp32"] - 8.0, mean
 
 
-def test_a_finished_run_frees_its_model(fast_config):
-    """The jobs of a local Hydra multirun share one process: when ``run`` returns, the job's model, optimizer
-    state and trainer (which hold each other in reference cycles) are gone, not left to the cyclic collector
-    while the next job trains next to them — on a GPU, in its memory."""
+def test_a_finished_job_frees_its_model(fast_config):
+    """The jobs of a local Hydra multirun share one process: when the entry point returns, the job's model,
+    optimizer state and trainer (which hold each other in reference cycles) are gone, not left to the cyclic
+    collector while the next job trains next to them — on a GPU, in its memory."""
     with modules_built() as (built, alive):
-        run(fast_config("trainer.max_epochs=1", "dataset.datamodule.train_size=128"))
+        main(fast_config("trainer.max_epochs=1", "dataset.datamodule.train_size=128"))
         assert built == ["MTLModule"] and len(alive) == 0
