@@ -93,16 +93,22 @@ def test_dual_cone_pref_vector_error_names_the_method(name, label):
         get(name)(3, pref_vector=[1.0, 2.0])
 
 
+def _six_conflicting_problems() -> tuple[torch.Tensor, torch.Tensor]:
+    """UPGrad's batch of six dual-cone problems (M̃, q = u M̃ for u each task's one-hot / 6) for six
+    conflicting tasks, two of them nearly opposite."""
+    generator = torch.Generator().manual_seed(7)
+    grads = torch.randn(6, 5, generator=generator, dtype=F64)
+    grads[1] = -grads[0] + 0.2 * grads[1]
+    hessian = regularized_gram(grads @ grads.T, 1e-4, 1e-4)
+    return hessian, torch.eye(6, dtype=F64) / 6 @ hessian
+
+
 def test_nonnegative_qp_polish_puts_the_active_constraints_exactly_at_zero():
     """Six conflicting tasks (two nearly opposite), UPGrad's batch of six problems: the interior point only
     approaches the bound of an active constraint (x_i ~ 1e-10 > 0); the polish solves the system on the active
     set it found, so x_i = 0 exactly wherever the gradient (M̃x + q)_i is positive, and M̃x + q = 0 on the
     rest to rounding."""
-    generator = torch.Generator().manual_seed(7)
-    grads = torch.randn(6, 5, generator=generator, dtype=F64)
-    grads[1] = -grads[0] + 0.2 * grads[1]
-    hessian = regularized_gram(grads @ grads.T, 1e-4, 1e-4)
-    linear = torch.eye(6, dtype=F64) / 6 @ hessian
+    hessian, linear = _six_conflicting_problems()
     x = nonnegative_qp(hessian, linear)
     gradient = x @ hessian + linear
     active = gradient > 1e-12
@@ -116,11 +122,7 @@ def test_nonnegative_qp_keeps_the_interior_point_where_the_polish_fails_its_chec
     polished point on the wrong active set violates the optimality conditions and is refused, the interior
     point (4e-4 from the optimum) returned — a polished point accepted anyway is 7e-2 away. The check is
     per problem: those whose polish passes keep it."""
-    generator = torch.Generator().manual_seed(7)
-    grads = torch.randn(6, 5, generator=generator, dtype=F64)
-    grads[1] = -grads[0] + 0.2 * grads[1]
-    hessian = regularized_gram(grads @ grads.T, 1e-4, 1e-4)
-    linear = torch.eye(6, dtype=F64) / 6 @ hessian
+    hessian, linear = _six_conflicting_problems()
     optimum = nonnegative_qp(hessian, linear)
     early = nonnegative_qp(hessian, linear, iterations=7)
     assert relative_error(early, optimum) < 1e-3
