@@ -17,8 +17,10 @@ from omegaconf import DictConfig
 from rw_mtl.resources import CONFIG_DIR
 
 os.environ.setdefault("WANDB_MODE", "disabled")
-# 2 threads on the 2-core test machines; `make mutate` sets 1 (its workers are forked, one per core)
-torch.set_num_threads(int(os.environ.get("RW_MTL_TORCH_THREADS", "2")))
+# One process alone gets the 2 cores of the test machines; `make test`'s workers (pytest-xdist, one per core)
+# and `make mutate`'s (forked, one per core) get 1 thread each, so that they do not oversubscribe the cores
+ONE_WORKER_PER_CORE = "PYTEST_XDIST_WORKER" in os.environ
+torch.set_num_threads(int(os.environ.get("RW_MTL_TORCH_THREADS", "1" if ONE_WORKER_PER_CORE else "2")))
 
 # Trainer settings for fast, deterministic CPU runs on any dataset.
 FAST_TRAINER = [

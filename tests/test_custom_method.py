@@ -52,6 +52,7 @@ USER_MODULE = textwrap.dedent(
 def user_module(tmp_path, monkeypatch):
     (tmp_path / "my_methods.py").write_text(USER_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("my_methods", None)  # another test's module of that name, imported in this worker
     yield "my_methods"
     sys.modules.pop("my_methods", None)
 

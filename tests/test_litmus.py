@@ -127,7 +127,7 @@ def test_arguments_split_into_options_method_overrides_and_run_overrides():
             seeds_of(bad)
 
 
-def test_a_method_is_a_preset_a_weighting_config_or_a_class(tmp_path, monkeypatch):
+def test_a_method_is_a_preset_a_weighting_config_or_a_class(tmp_path, monkeypatch, request):
     assert method_overrides("moml") == ["+method=moml"]  # the preset: MOML's held-out validation split
     assert method_overrides("cagrad") == ["+method=cagrad"]
     (tmp_path / "my_methods.py").write_text(
@@ -149,6 +149,7 @@ def test_a_method_is_a_preset_a_weighting_config_or_a_class(tmp_path, monkeypatc
         )
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    request.addfinalizer(lambda: sys.modules.pop("my_methods", None))  # test_custom_method.py uses the name
     assert method_overrides("my_methods.Mine") == [
         "weighting/loss=custom",
         "weighting.loss.target=my_methods.Mine",
