@@ -168,9 +168,10 @@ def test_a_dataset_the_paper_has_no_grids_of_gets_ours_alone():
 
 
 def test_a_grid_needs_two_values_on_each_axis_and_a_crossed_run():
-    """Per setting: HPS alone draws no Table 5; Table 4 needs two loss columns, two gradient rows and a
+    """Per setting, each grid after the previous setting's: HPS alone draws no Table 5; Table 4 needs two loss columns, two gradient rows and a
     loss method other than EW combined with a gradient method (else it is Table 1's list of rows)."""
     settings = {
+        "two_archs": [("hps", "ew", "none", 0.0, ""), ("mtan", "ew", "none", 1.0, "")],
         "list": [
             ("hps", "ew", "none", 0.0, ""),
             ("hps", "uw", "none", 1.0, ""),
@@ -186,7 +187,13 @@ def test_a_grid_needs_two_values_on_each_axis_and_a_crossed_run():
         ],
     }
     tables = [table for key, runs in settings.items() for table in tables_of("nyuv2", key, runs)]
-    expected = """### nyuv2 (two_by_two): Δp (%) — gradient × loss method on HPS (paper's Table 4 in parentheses; best of each row in bold)
+    expected = """### nyuv2 (two_archs): Δp (%) — method × architecture (paper's Table 5 in parentheses; best of each architecture in bold)
+
+| | HPS | MTAN |
+| --- | --- | --- |
+| EW | +0.00 (+0.00) | +1.00 (+2.56) |
+
+### nyuv2 (two_by_two): Δp (%) — gradient × loss method on HPS (paper's Table 4 in parentheses; best of each row in bold)
 
 | | EW | UW |
 | --- | --- | --- |
