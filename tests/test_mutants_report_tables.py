@@ -31,11 +31,14 @@ from rw_mtl.report.tables import (
     shown_columns,
 )
 from rw_mtl.results import write_json_atomic
-from tests.test_mutants_report import PAPER_TABLE1, no_rasterising, write_figure_sweep, write_sweep
+from tests.test_mutants_report import (
+    PAPER_TABLE1,
+    no_rasterising,  # noqa: F401 (the fixture, used by name below)
+    write_figure_sweep,
+    write_sweep,
+)
 
 SHIPPED_PAPER = Path(__file__).resolve().parents[1] / "rw_mtl" / "report" / "paper"
-
-__all__ = ["no_rasterising"]  # the fixture, imported to be used here
 
 
 def write_runs(root: Path, dataset: str, tasks: dict, runs: list[tuple]) -> Path:
@@ -345,7 +348,8 @@ def test_where_names_the_directory_a_groups_runs_share():
     assert _where([Path("/r/ew/results.json"), Path("/r/ew/s1/results.json")]) == "/r/ew"
 
 
-def test_write_lists_every_file_it_wrote_with_the_validation_figure(tmp_path, no_rasterising):
+@pytest.mark.usefixtures("no_rasterising")
+def test_write_lists_every_file_it_wrote_with_the_validation_figure(tmp_path):
     """Runs with validation histories: Fig. 2 is drawn and written as fig2_validation.png, between Fig. 1 and
     the litmus plot."""
     report = build([write_figure_sweep(tmp_path / "runs")], "test", None)
