@@ -160,48 +160,53 @@ def write_panels_sweep(root: Path) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def panels(tmp_path_factory):
-    """name → (the Figure drawn, the bytes of its file), drawn once for the module; savefig stubbed to
-    write b"png:<dpi>" to the path it is given (no rasterising)."""
+@pytest.fixture
+def stubbed(monkeypatch):
+    """The figures closed, in order; savefig stubbed to write b"png:<dpi>" to the path it is given."""
     from matplotlib.figure import Figure
 
     from rw_mtl.report import figures
-    from rw_mtl.report.collect import collect
-    from rw_mtl.report.tables import build_tables
-
-    root = tmp_path_factory.mktemp("panels")
-    tables, _ = build_tables(collect([write_panels_sweep(root / "runs")]), "test", None)
-    closed = []
 
     def savefig(self, fname, **kwargs):
         Path(fname).write_bytes(f"png:{kwargs['dpi']}".encode())
 
-    out = {}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(figures.plt, "close", closed.append)
-        patch.setattr(Figure, "savefig", savefig)
-        for name in ("distribution_boxplot", "validation_curves", "litmus_plot"):
-            path = root / f"{name}.png"
-            assert getattr(figures, name)(tables, path) == path
-            out[name] = (closed[-1], path.read_bytes())
-    out["root"] = root
-    return out
+    closed = []
+    monkeypatch.setattr(figures.plt, "close", closed.append)
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return closed
 
 
-def test_figures_are_written_to_their_path_through_a_temporary_file(panels):
-    names = ("distribution_boxplot", "validation_curves", "litmus_plot")
-    assert {panels[name][1] for name in names} == {b"png:200"}
-    assert sorted(path.name for path in panels["root"].iterdir()) == [
-        "distribution_boxplot.png",
-        "litmus_plot.png",
-        "runs",
-        "validation_curves.png",
-    ]
+@pytest.fixture
+def draw(tmp_path, stubbed):
+    """draw(name) → the Figure that figures.<name> drew on the panels sweep (not rasterised)."""
+    from rw_mtl.report import figures
+    from rw_mtl.report.collect import collect
+    from rw_mtl.report.tables import build_tables
+
+    tables, _ = build_tables(collect([write_panels_sweep(tmp_path / "runs")]), "test", None)
+
+    def drawn(name):
+        path = tmp_path / f"{name}.png"
+        assert getattr(figures, name)(tables, path) == path
+        assert path.read_bytes() == b"png:200"
+        return stubbed[-1]
+
+    return drawn
 
 
-def test_fig1_has_a_panel_per_setting_each_2_3_inches_high(panels):
-    figure, _ = panels["distribution_boxplot"]
+def test_figures_are_written_to_their_path_through_a_temporary_file(stubbed, tmp_path):
+    from rw_mtl.report import figures
+
+    figure = figures.plt.figure()
+    path = tmp_path / "out" / "figure.png"
+    assert figures._save(figure, path) == path
+    assert path.read_bytes() == b"png:200"
+    assert [p.name for p in path.parent.iterdir()] == ["figure.png"]  # the temporary file replaced it
+    assert stubbed == [figure]
+
+
+def test_fig1_has_a_panel_per_setting_each_2_3_inches_high(draw):
+    figure = draw("distribution_boxplot")
     assert list(figure.get_size_inches()) == pytest.approx([3.4, 4.6])
     assert [axes.get_title() for axes in figure.axes] == ["aaa: RLW, 2 seeds each", "ccc: RLW, 2 seeds each"]
     assert [[label.get_text() for label in axes.get_xticklabels()] for axes in figure.axes] == [
@@ -215,10 +220,10 @@ def test_fig1_has_a_panel_per_setting_each_2_3_inches_high(panels):
     assert (handle.get_linestyle(), handle.get_color(), handle.get_linewidth()) == ("--", "0.4", 0.8)
 
 
-def test_fig2_counts_epochs_by_validation_when_the_history_has_no_epoch_numbers(panels):
+def test_fig2_counts_epochs_by_validation_when_the_history_has_no_epoch_numbers(draw):
     """aaa only: bbb and ccc have no validation history. EW's last validation averages 50.5; RLW's
     (51, 52) and (52, 53) average 51.5 and 52.5: Δp 1 / 50.5 and 2 / 50.5 of 100 %."""
-    figure, _ = panels["validation_curves"]
+    figure = draw("validation_curves")
     (axes,) = figure.axes
     assert axes.get_title().startswith("aaa (EW")
     curves = {line.get_label(): line for line in axes.lines if line.get_linestyle() == "-"}
@@ -242,12 +247,12 @@ def _errorbars(axes):
     return means, caps, bars
 
 
-def test_litmus_plot_panels_bands_and_errorbars(panels):
+def test_litmus_plot_panels_bands_and_errorbars(draw):
     """bbb: EW (−2, 0, 2 %), CAGrad one seed at 8 %, RGW two seeds at 2 % (no spread: interval [2, 2]);
     no loss row, so no RLW band but still RGW's; seed counts 1, 2 and 3 in one panel."""
     from matplotlib.colors import to_rgba
 
-    figure, _ = panels["litmus_plot"]
+    figure = draw("litmus_plot")
     assert [axes.get_title() for axes in figure.axes] == [
         "aaa — HPS (2 seeds)",
         "bbb — HPS (1–3 seeds)",
