@@ -3,7 +3,9 @@
 Scopes: rw_mtl/weighting, rw_mtl/tasks, rw_mtl/report, rw_mtl/data/multi_digits.py. A mutant counts as
 caught when a test failed on it (killed) or it ran past the CPU-time limit (timeout: an endless loop);
 ``survived`` and ``no tests`` (no selected test reaches the code) are not caught. The score is caught /
-checked; ``not checked`` (a run stopped early) are left out of it and counted in their own column.
+checked; ``not checked`` (a run stopped early) are left out of it and counted in their own column. Any
+other exit is ``suspicious`` and not caught (e.g. -9: the worker was killed by a signal, such as the
+kernel's OOM killer; tests/conftest.py caps a mutant's memory so that this should not happen).
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ def main(argv: list[str]) -> int:
             counts[scope][status(code)] += 1
             if status(code) not in ("killed", "timeout", "not checked"):
                 survivors.append(f"{status(code)}: {name}")
-    print("| scope | mutants | not checked | killed | timeout | survived | no tests | score |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| scope | mutants | not checked | killed | timeout | survived | no tests | suspicious | score |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for scope, count in counts.items():
         total = sum(count.values())
         checked = total - count["not checked"]
@@ -52,7 +54,7 @@ def main(argv: list[str]) -> int:
         score = f"{100 * caught / checked:.1f}%" if checked else "—"
         print(
             f"| {scope} | {total} | {count['not checked']} | {count['killed']} | {count['timeout']} | "
-            f"{count['survived']} | {count['no tests']} | {score} |"
+            f"{count['survived']} | {count['no tests']} | {count['suspicious']} | {score} |"
         )
     print("\n" + "\n".join(survivors))
     return 0

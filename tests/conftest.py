@@ -48,6 +48,28 @@ FAST = [
 SLOW_ONLY_FILES = {"test_protocol_methods.py"}
 
 
+# `make mutate`: the address space one mutant's test session may add to what the forked worker already maps
+MUTANT_MEMORY_HEADROOM = 4 * 2**30
+
+
+def pytest_configure(config):
+    """Under ``make mutate``, cap each mutant's worker at the address space it already maps plus
+    ``MUTANT_MEMORY_HEADROOM``. A mutant that breaks a shape so that broadcasting builds a huge tensor (four
+    ``squeeze(-1)`` → ``squeeze(±1/-2)`` mutants in ``dual_cone.nonnegative_qp``) then fails its test with an
+    allocation error at once; without the cap each grew to 23 GiB over 50-99 s until the kernel's OOM killer
+    stopped it, and that killer may pick any process on the machine."""
+    if "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
+        return
+    import resource
+
+    mapped = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    limit = mapped + MUTANT_MEMORY_HEADROOM
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
 def pytest_ignore_collect(collection_path, config):
     """Skip collecting a slow-only file under the default ``-m 'not slow'`` (a file named on the command
     line is always collected)."""
