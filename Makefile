@@ -55,8 +55,8 @@ report: $(STAMP) ## tables and figures for DIR=<run or sweep dir> (python -m rw_
 bench: $(STAMP) ## step time of every weighting relative to EW (PRESET=nyuv2|celeba40|digits; GPU for the real numbers)
 	$(BIN)/python scripts/bench_step.py --preset $(or $(PRESET),nyuv2)
 
-test: $(STAMP) ## run the test suite (fast, CPU, deterministic; one worker per core, each test file on one worker)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+test: $(STAMP) ## run the test suite (fast, CPU, deterministic; a worker per core, at most 4, each file on one worker)
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 mutate: $(STAMP) ## mutation testing (mutmut) of weighting, tasks, report, multi_digits; score per module; MUTANTS='rw_mtl.report.*' for a part (docs/testing.md)
 	$(BIN)/pip install -q -e '.[mutate]'
