@@ -14,7 +14,9 @@ extra training batches (SDMGrad, MoDo) or validation batches (MOML, Auto-λ, FOR
 model is the preset's either way), for a CPU on which the full-size step takes too long.
 
 Methods are ``loss`` or ``loss+grad`` config names, optionally ``@param`` / ``@rep`` / ``@last_layer``
-for the gradient mode (e.g. ``ew+mgda_ub@param``); the first is the baseline (ew by default). A method
+for the gradient mode (e.g. ``ew+mgda_ub@param``) and ``:key=value,…`` for hyperparameters of the gradient
+method, or of the loss method when there is none (``ew+sdmgrad@rep:sampling=halves``,
+``auto_lambda:init=0.5``); the first is the baseline (ew by default). A method
 named twice is timed twice (rows ``name`` and ``name (2)``), which shows the run-to-run noise. The
 default list has every registered method in its default mode and the mode variants in ``MODE_VARIANTS``.
 Writes a Markdown table to stdout and, with ``--json``, the raw numbers.
@@ -79,6 +81,8 @@ MODE_VARIANTS = [
     "ew+fairgrad@rep",
     "ew+sdmgrad@rep",
     "ew+modo@rep",
+    "ew+sdmgrad@rep:sampling=halves",
+    "ew+modo@rep:sampling=halves",
     "ew+excess_mtl@rep",
 ]
 DEFAULT_METHODS = [
@@ -178,11 +182,14 @@ class _StepTimer(L.Callback):
 def _config(preset: dict, method: str, extra: list[str]):
     from hydra import compose, initialize_config_dir
 
+    method, _, hparams = method.partition(":")
     loss, _, grad = method.partition("+")
     grad, _, mode = grad.partition("@")
     overrides = [*preset["overrides"], f"weighting/loss={loss}", f"weighting/grad={grad or 'none'}", *extra]
     if mode:
         overrides.append(f"weighting.grad.mode={mode}")
+    group = "grad" if grad else "loss"
+    overrides += [f"weighting.{group}.hparams.{setting}" for setting in hparams.split(",") if setting]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name="config", overrides=[*overrides, "paths.output_dir=/tmp/rw_mtl_bench"])
 

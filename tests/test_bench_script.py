@@ -64,7 +64,15 @@ def test_methods_with_extra_or_validation_batches_draw_them_from_the_data_module
     """SDMGrad's two extra training batches a step and the bilevel methods' validation batch come from the
     bench's data module (its training and validation loaders yield the same batch)."""
     out = tmp_path / "times.json"
-    methods = ["ew", "ew+sdmgrad", "ew+modo@rep", "auto_lambda", "forum", "moml"]
+    methods = [
+        "ew",
+        "ew+sdmgrad",
+        "ew+modo@rep",
+        "ew+sdmgrad@rep:sampling=halves",
+        "auto_lambda",
+        "forum",
+        "moml",
+    ]
     code = BENCH["main"](
         ["--preset", "digits", "--device", "cpu", "--steps", "2", "--warmup", "1", "--batch-size", "8"]
         + ["--json", str(out), "--methods", *methods]
@@ -73,6 +81,25 @@ def test_methods_with_extra_or_validation_batches_draw_them_from_the_data_module
     assert list(json.loads(out.read_text())["times_s"]) == methods
     table = capsys.readouterr().out
     assert all(f"| {method} | " in table for method in methods)
+
+
+@pytest.mark.parametrize(
+    ("method", "loss_hparams", "grad_hparams"),
+    [
+        ("ew+sdmgrad@rep:sampling=halves", {}, {"sampling": "halves", "lamda": 0.3}),
+        ("ew+modo@rep:gamma=0.5,sampling=halves", {}, {"gamma": 0.5, "sampling": "halves"}),
+        ("auto_lambda:init=0.5", {"init": 0.5}, None),
+    ],
+)
+def test_a_method_spec_sets_hyperparameters(method, loss_hparams, grad_hparams):
+    """``:key=value,…`` sets the gradient method's hyperparameters, or the loss method's without one."""
+    config = BENCH["_config"](BENCH["PRESETS"]["digits"], method, [])
+    assert {key: config.weighting.loss.hparams[key] for key in loss_hparams} == loss_hparams
+    if grad_hparams is None:
+        assert config.weighting.grad.name == "none"
+    else:
+        assert {key: config.weighting.grad.hparams[key] for key in grad_hparams} == grad_hparams
+        assert config.weighting.grad.mode == "rep"
 
 
 @pytest.mark.parametrize("preset", ["nyuv2", "celeba40", "digits"])

@@ -45,6 +45,8 @@ EQUAL_TO_ONE_PROCESS = [
     ("uw", "fairgrad", "rep"),  # a solver on the summed Gram matrix
     ("rlw", "sdmgrad", "rep"),  # two extra batches a step: their cross-batch products summed over ranks
     ("ew", "modo", "param"),  # two extra batches a step, G averaged over the ranks
+    # each rank pairs its own halves: with rank r taking samples r, r + 2, … the pairs are one process's
+    ("rlw", "sdmgrad:sampling=halves", "rep"),
     ("rlw", "moco", "param"),  # a direction from the tracked state Y (a buffer), no weights on G
     # TorchJD's methods: T×T solves on the summed Gram matrix (rep) or the averaged G (param)
     ("ew", "upgrad", "rep"),
@@ -76,11 +78,14 @@ CASES = EQUAL_TO_ONE_PROCESS + RANKS_AGREE
 
 
 def _config(loss: str, grad: str, mode: str, batch_size: int):
+    """``grad`` is a config name, optionally with hyperparameters: ``name:key=value,key=value``."""
+    grad, _, hparams = grad.partition(":")
     return compose_config(
         [
             f"weighting/loss={loss}",
             f"weighting/grad={grad}",
             f"weighting.grad.mode={mode}",
+            *(f"weighting.grad.hparams.{setting}" for setting in hparams.split(",") if setting),
             "dataset.datamodule.train_size=192",
             "dataset.datamodule.val_size=32",
             "dataset.datamodule.test_size=32",

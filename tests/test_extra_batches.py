@@ -13,8 +13,10 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 
 from rw_mtl.build import build_module
+from rw_mtl.config_checks import validate_config
 from rw_mtl.weighting.base import GramWeighting
 from rw_mtl.weighting.interface import Combination
+from rw_mtl.weighting.simplex import project_to_simplex
 
 from .conftest import fit_one_step
 
@@ -113,3 +115,53 @@ def test_rep_mode_extra_batches_run_the_encoder_without_a_graph(fast_config):
     module.arch.encode = recording_encode
     fit_one_step(module, datamodule)
     assert recorded == [True, False, False]
+
+
+@pytest.mark.parametrize("loss", ["ew", "rlw"])
+def test_halves_take_the_cross_products_from_the_steps_own_batch(fast_config, loss):
+    """``sampling=halves``: no extra batch is drawn (the encoder runs once a step) and MoDo's weights move
+    along C = N/h · G(first half) G(second half)ᵀ of the step's own rep-mode G, read at LibMTL's scale."""
+    gamma = 100.0  # rep mode's per-sample pairs make C ~1e-4 on this model
+    config = fast_config(
+        *SMALL,
+        f"weighting/loss={loss}",
+        "weighting/grad=modo",
+        "weighting.grad.mode=rep",
+        "weighting.grad.hparams.sampling=halves",
+        f"weighting.grad.hparams.gamma={gamma}",
+        "weighting.grad.hparams.rho=0",
+    )
+    L.seed_everything(0)
+    datamodule = instantiate(config.dataset.datamodule)
+    datamodule.setup("fit")
+    train = datamodule.splits["train"]
+    datamodule.train_dataloader = lambda: DataLoader(train, BATCH, shuffle=False)
+    module = build_module(config, datamodule.tasks)
+    before = copy.deepcopy(module)
+    encode, calls = module.arch.encode, []
+    module.arch.encode = lambda inputs: calls.append(len(inputs)) or encode(inputs)
+    fit_one_step(module, datamodule)
+
+    assert calls == [BATCH]
+    loss_weights = module.last_loss_weights
+    targets = {name: y[:BATCH] for name, y in train.targets.items()}
+    grads = _per_task_gradients(before, train.inputs[:BATCH], targets, loss_weights, "rep")
+    half = grads.shape[1] // 2
+    cross = 2 * grads[:, :half] @ grads[:, half:].T / loss_weights.mean() ** 2
+    start = torch.full((3,), 1 / 3)
+    expected = project_to_simplex(start - gamma * cross @ start)
+    assert not torch.allclose(expected, start, atol=1e-3)  # the step moved the weights
+    torch.testing.assert_close(module.grad_weighting.lambd, expected, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["param", "last_layer"])
+def test_halves_outside_rep_mode_fail_before_the_run(fast_config, mode):
+    config = fast_config(
+        *SMALL,
+        "weighting/grad=sdmgrad",
+        f"weighting.grad.mode={mode}",
+        "weighting.grad.hparams.sampling=halves",
+    )
+    with pytest.raises(ValueError, match=f"got weighting.grad.mode={mode}.*set weighting.grad.mode=rep"):
+        validate_config(config)
+    validate_config(fast_config(*SMALL, "weighting/grad=sdmgrad", f"weighting.grad.mode={mode}"))

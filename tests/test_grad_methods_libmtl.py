@@ -292,6 +292,70 @@ def test_double_sampling_bad_hparams_name_the_file(name, hparams, key):
         get(name)(2, **hparams)
 
 
+# ------------------------------------------ sampling=halves: ξ₁, ξ₂ are the two halves of the step's batch
+def _rep_mode(per_sample: torch.Tensor, loss_weights=None) -> TaskGradients:
+    """Rep-mode TaskGradients of per-sample z-gradients [T, N, F] (the samples' columns side by side)."""
+    return TaskGradients(per_sample.flatten(1), sample_shape=per_sample.shape[2:], loss_weights=loss_weights)
+
+
+# T = 2, F = 1: task 0's samples (1, 2, 3, 4), task 1's (0, 1, 0, −1); the pairs are (1, 3) and (2, 4):
+# C = [[1·3 + 2·4, 1·0 + 2·(−1)], [0·3 + 1·4, 0·0 + 1·(−1)]] = [[11, −2], [4, −1]], times N/h
+HALVES = T([[1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 0.0, -1.0]], dtype=torch.float64)
+
+
+@pytest.mark.parametrize(
+    ("per_sample", "weights"),
+    [
+        # N/h = 2: C λ at λ = ½ is (9, 3); ½ − 0.01 (9, 3) = (0.41, 0.47), + 0.06 each onto the simplex
+        (HALVES, [0.47, 0.53]),
+        # a fifth sample stays out of C, N/h = 5/2: C λ = (11.25, 3.75); (0.3875, 0.4625) + 0.075
+        (torch.cat([HALVES, T([[100.0], [-100.0]], dtype=torch.float64)], dim=1), [0.4625, 0.5375]),
+    ],
+)
+def test_modo_halves_hand_computed(per_sample, weights):
+    method = get("modo")(2, gamma=0.01, rho=0.0, sampling="halves")
+    assert method.extra_batches == 0
+    grads = _rep_mode(per_sample[:, :, None])
+    combination = method(grads)
+    torch.testing.assert_close(combination.weights, T(weights, dtype=torch.float64))
+    # the direction is the whole batch's (every sample, the odd one included)
+    torch.testing.assert_close(
+        combination.direction_for(grads.matrix), T(weights, dtype=torch.float64) @ grads.matrix
+    )
+
+
+def test_sdmgrad_halves_equal_libmtls_update_on_the_two_halves():
+    per_sample = random_grads(3, dim=6 * 5, seed=30).view(3, 6, 5)  # N = 6 samples of F = 5
+    first, second = per_sample[:, :3].flatten(1), per_sample[:, 3:].flatten(1)
+    method = get("sdmgrad")(3, niter=3, sampling="halves")
+    for _ in range(2):
+        combination = method(_rep_mode(per_sample))
+    torch.testing.assert_close(combination.weights, _sdmgrad_reference(2 * first, second, steps=2, niter=3))
+    assert get("sdmgrad")(3).extra_batches == 2  # the default draws two extra batches (LibMTL)
+
+
+def test_halves_scale_like_two_extra_batches_of_the_steps_size():
+    """E[C] is the same as with two extra batches: per-sample pairs of equally distributed samples."""
+    generator = torch.Generator().manual_seed(31)
+    mean = T([[1.0, 0.5], [-0.5, 1.0]], dtype=torch.float64)  # E of a sample's gradient, T = 2, F = 2
+    draws = lambda n: mean[:, None] + 0.1 * torch.randn(2, n, 2, generator=generator, dtype=torch.float64)  # noqa: E731
+    halves = torch.stack([get("modo")(2, sampling="halves")._cross(_rep_mode(draws(64))) for _ in range(200)])
+    batches = torch.stack(
+        [TaskGradients(draws(64).flatten(1)).inner(TaskGradients(draws(64).flatten(1))) for _ in range(200)]
+    )
+    torch.testing.assert_close(halves.mean(0), batches.mean(0), rtol=0.02, atol=0.5)
+    torch.testing.assert_close(halves.mean(0), 64 * mean @ mean.T, rtol=0.02, atol=0.5)
+
+
+def test_halves_refuse_what_has_no_per_sample_gradients():
+    with pytest.raises(ValueError, match="weighting.grad.mode=rep"):
+        get("modo")(2, sampling="halves")(TaskGradients(HALVES))  # param mode: one column per parameter
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        get("sdmgrad")(2, sampling="halves")(_rep_mode(HALVES[:, :1, None]))
+    with pytest.raises(ValueError, match="rw_mtl/conf/weighting/grad/sdmgrad.yaml"):
+        get("sdmgrad")(2, sampling="thirds")
+
+
 def test_inner_products_of_batches_of_different_sizes_name_the_fix():
     with pytest.raises(ValueError, match="drop_last"):
         TaskGradients(torch.ones(2, 4)).inner(TaskGradients(torch.ones(2, 6)))

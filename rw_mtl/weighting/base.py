@@ -19,6 +19,7 @@ A method never writes gradients, weights or state anywhere else: the step applie
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 import torch
@@ -108,7 +109,7 @@ class GradWeighting(_Weighting):
     """
 
     produces: ClassVar[str] = WEIGHTS
-    extra_batches: ClassVar[int] = 0
+    extra_batches: int = 0  # an instance may set its own (SDMGrad's and MoDo's ``sampling``)
     modes: ClassVar[tuple[str, ...]] = GRAD_MODES
 
     def __init__(self, task_num: int) -> None:
@@ -174,6 +175,11 @@ class GradWeighting(_Weighting):
         if cls.produces != WEIGHTS:
             modes = tuple(mode for mode in modes if mode != "last_layer")
         return modes
+
+    @classmethod
+    def check_hparams(cls, mode: str, hparams: Mapping) -> None:
+        """Refuse hyperparameters (``weighting.grad.hparams``) that cannot work in ``mode``, before the run
+        is built (rw_mtl.config_checks); nothing by default."""
 
     @classmethod
     def check_mode(cls, mode: str, name: str | None = None, multi_input: bool = False) -> None:

@@ -105,12 +105,39 @@ class TaskGradients:
         product = first @ second.T
         return self._sum_over_ranks(product) if pairs_local else product
 
+    def sample_halves(self) -> tuple[TaskGradients, TaskGradients, int, int]:
+        """(first, second, h, N) in rep mode: the gradients of the first h = ⌊N/2⌋ samples and of the next
+        h (an odd last sample left out), as two batches whose ``inner`` pairs sample i with sample h + i
+        (SDMGrad's and MoDo's ``sampling: halves``). With data-parallel ranks every rank halves its own
+        samples, and ``inner`` sums the ranks' products, as it does for two extra batches."""
+        if self.sample_shape is None:
+            raise ValueError("per-sample gradients exist in rep mode only; set weighting.grad.mode=rep")
+        own = self._local if self._local is not None else self.matrix
+        width = self.sample_shape.numel()
+        samples = own.shape[1] // width
+        pairs = samples // 2
+        first, second = own[:, : pairs * width], own[:, pairs * width : 2 * pairs * width]
+        if self._local is None:
+            return TaskGradients(first), TaskGradients(second), pairs, samples
+        halves = (
+            TaskGradients(matrix_fn=_unavailable, local=part, sum_over_ranks=self._sum_over_ranks)
+            for part in (first, second)
+        )
+        return *halves, pairs, samples
+
     def per_sample(self) -> Tensor:
         """G viewed as [T, N, *F] (rep mode only): each row split into its N samples' gradients."""
         if self.sample_shape is None:
             raise ValueError("per-sample gradients exist in rep mode only; set weighting.grad.mode=rep")
         matrix = self.matrix
         return matrix.view(matrix.shape[0], -1, *self.sample_shape)
+
+
+def _unavailable() -> Tensor:
+    raise ValueError(
+        "the halves of a data-parallel step's gradients (TaskGradients.sample_halves) give their inner "
+        "products only; read .inner(), not .matrix"
+    )
 
 
 @dataclass(frozen=True)

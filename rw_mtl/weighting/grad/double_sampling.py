@@ -1,14 +1,18 @@
-"""The double-sampling contract shared by SDMGrad and MoDo: weights from two further batches, direction
-from the step's own batch."""
+"""The double-sampling contract shared by SDMGrad and MoDo: weights from two further batches (or the two
+halves of the step's batch), direction from the step's own batch."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from torch import Tensor
 
 from rw_mtl.weighting.base import GramWeighting
 from rw_mtl.weighting.interface import Combination, TaskGradients
+
+#: where the two independent samples ξ₁, ξ₂ of the cross Gram matrix come from (``sampling`` hparam)
+SAMPLINGS = ("batches", "halves")
 
 
 class DoubleSamplingWeighting(GramWeighting):
@@ -33,17 +37,70 @@ class DoubleSamplingWeighting(GramWeighting):
     and a loss method's relative weights still count (g_t = ∇(λ_t ℓ_t)). Outside the training step
     (``aggregate`` on a plain matrix) there are no extra batches nor loss weights, and C = G Gᵀ of the one
     matrix given (ξ₁ = ξ₂ = ζ).
+
+    ``sampling`` says where ξ₁ and ξ₂ come from:
+
+    * ``batches`` (default) — two further training batches, as LibMTL's trainer and SDMGrad's authors
+      (OptMN-Lab/sdmgrad ``experiments/nyuv2/trainer.py``) draw them: three batches a step;
+    * ``halves`` (rep mode only; rw_mtl's option, in no paper) — the two halves of the step's own batch
+      ζ = ξ₁ ∪ ξ₂, whose per-sample z-gradients the step has already computed: no extra forward or backward
+      pass, so the method costs what PCGrad costs in rep mode. Sample i of the first half meets sample i of
+      the second (an odd last sample is left out of C), and C is multiplied by N/h (N samples, h pairs: 2
+      for an even batch) so that E[C] equals that of two extra batches of the step's size and the step sizes
+      keep their meaning. The halves are independent for a shuffled loader; unlike the three-batch protocol
+      the direction's batch is not independent of the weights' (MoDo's authors step along ξ₁ ∪ ξ₂ too).
     """
 
-    extra_batches: ClassVar[int] = 2
     needs_gram: ClassVar[bool] = False  # C replaces the step batch's own Gram matrix
 
+    def __init__(self, task_num: int, sampling: str = "batches") -> None:
+        super().__init__(task_num)
+        if sampling not in SAMPLINGS:
+            config = f"rw_mtl/conf/weighting/grad/{type(self).__name__.lower()}.yaml"
+            raise ValueError(
+                f"{type(self).__name__}: sampling must be one of {list(SAMPLINGS)}, got {sampling!r}; set "
+                f"weighting.grad.hparams.sampling ({config})"
+            )
+        self.sampling = sampling
+        self.extra_batches = 2 if sampling == "batches" else 0
+
+    @classmethod
+    def check_hparams(cls, mode: str, hparams: Mapping) -> None:
+        """``sampling: halves`` needs the per-sample gradients that only rep mode has."""
+        if hparams.get("sampling") == "halves" and mode != "rep":
+            raise ValueError(
+                _HALVES_NEED_REP_MODE.format(method=cls.__name__, got=f" (got weighting.grad.mode={mode})")
+            )
+
     def combine(self, grads: TaskGradients, losses: Tensor | None) -> Combination:
-        cross = grads.extra[0].inner(grads.extra[1]) if len(grads.extra) >= 2 else grads.gram()
+        return Combination(weights=self.gram_weights(self._cross(grads), losses).detach())
+
+    def _cross(self, grads: TaskGradients) -> Tensor:
+        """C = G(ξ₁) G(ξ₂)ᵀ at LibMTL's loss scale."""
+        if self.sampling == "halves":
+            if grads.sample_shape is None:
+                raise ValueError(_HALVES_NEED_REP_MODE.format(method=type(self).__name__, got=""))
+            first, second, pairs, samples = grads.sample_halves()
+            if pairs == 0:
+                raise ValueError(
+                    f"{type(self).__name__} with sampling=halves needs at least 2 samples per batch; raise "
+                    "dataset.datamodule.batch_size or set weighting.grad.hparams.sampling=batches"
+                )
+            cross = first.inner(second) * (samples / pairs)
+        elif len(grads.extra) >= 2:
+            cross = grads.extra[0].inner(grads.extra[1])
+        else:
+            cross = grads.gram()
         if grads.loss_weights is not None:
             cross = cross / grads.loss_weights.mean().to(cross.dtype).square().clamp_min(1e-24)
-        return Combination(weights=self.gram_weights(cross, losses).detach())
+        return cross
 
     def gram_weights(self, gram: Tensor, losses: Tensor | None) -> Tensor:
         """The [T] combination weights for the step's batch, from the cross-batch Gram matrix ``gram``."""
         raise NotImplementedError
+
+
+_HALVES_NEED_REP_MODE = (
+    "{method} with sampling=halves splits the step batch's per-sample gradients, which exist in rep mode "
+    "only{got}: set weighting.grad.mode=rep, or weighting.grad.hparams.sampling=batches"
+)

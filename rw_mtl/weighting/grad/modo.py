@@ -21,11 +21,14 @@ class MoDo(DoubleSamplingWeighting):
 
     γ is a step size on G Gᵀ, so it depends on the gradients' scale: the cross Gram matrix is read at
     LibMTL's scale (``DoubleSamplingWeighting``), so that with EW the weights follow LibMTL's. Π_Δ runs on
-    the device.
+    the device. ``sampling``: ξ₁, ξ₂ are two extra training batches (default, LibMTL's) or, in rep mode,
+    the two halves of the step's batch (no extra pass; ``DoubleSamplingWeighting``).
     """
 
-    def __init__(self, task_num: int, gamma: float = 1e-3, rho: float = 0.1) -> None:
-        super().__init__(task_num)
+    def __init__(
+        self, task_num: int, gamma: float = 1e-3, rho: float = 0.1, sampling: str = "batches"
+    ) -> None:
+        super().__init__(task_num, sampling)
         if gamma <= 0 or rho < 0:
             raise ValueError(
                 "MoDo needs gamma > 0 and rho >= 0 (rw_mtl/conf/weighting/grad/modo.yaml), "

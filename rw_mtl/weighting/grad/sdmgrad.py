@@ -26,12 +26,20 @@ class SDMGrad(DoubleSamplingWeighting):
     ``momentum`` μ = 0.5 (LibMTL's ``SDMGrad.py``; the original code uses η = 10). The projection Π_Δ runs
     on the device (``simplex.project_to_simplex``) instead of LibMTL's numpy copy per iteration. With a loss
     method g_t is ∇(λ_t ℓ_t); C is normalised by s², so only the 1e-8 sees the gradients' scale.
+    ``sampling`` (``DoubleSamplingWeighting``): ξ₁, ξ₂ are two extra training batches (default, as
+    LibMTL and the authors' trainer) or, in rep mode, the two halves of the step's batch (no extra pass).
     """
 
     def __init__(
-        self, task_num: int, lamda: float = 0.3, niter: int = 20, lr: float = 5.0, momentum: float = 0.5
+        self,
+        task_num: int,
+        lamda: float = 0.3,
+        niter: int = 20,
+        lr: float = 5.0,
+        momentum: float = 0.5,
+        sampling: str = "batches",
     ) -> None:
-        super().__init__(task_num)
+        super().__init__(task_num, sampling)
         if lamda < 0 or niter < 0 or lr <= 0 or not 0 <= momentum < 1:
             raise ValueError(
                 "SDMGrad needs lamda >= 0, niter >= 0, lr > 0 and 0 <= momentum < 1 "
