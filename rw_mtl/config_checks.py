@@ -50,7 +50,6 @@ def validate_config(cfg: DictConfig) -> None:
                 and getattr(get_class(cfg.dataset.datamodule._target_), "multi_input", False)
             )
             method.check_mode(mode, node.name, multi_input)
-            method.check_hparams(mode, node.get("hparams") or {})
     if cfg.weighting.grad.mode not in GRAD_MODES:
         raise ValueError(
             f"weighting.grad.mode must be one of {list(GRAD_MODES)}, got `{cfg.weighting.grad.mode}`"

@@ -45,8 +45,10 @@ EQUAL_TO_ONE_PROCESS = [
     ("uw", "fairgrad", "rep"),  # a solver on the summed Gram matrix
     ("rlw", "sdmgrad", "rep"),  # two extra batches a step: their cross-batch products summed over ranks
     ("ew", "modo", "param"),  # two extra batches a step, G averaged over the ranks
-    # each rank pairs its own halves: with rank r taking samples r, r + 2, … the pairs are one process's
+    # the step batch's halves as ξ₁, ξ₂. Rep mode: each rank pairs its own halves' samples, and with rank r
+    # taking samples r, r + 2, … the pairs are one process's; param mode: each half's G averaged over ranks
     ("rlw", "sdmgrad:sampling=halves", "rep"),
+    ("ew", "modo:sampling=halves", "param"),
     ("rlw", "moco", "param"),  # a direction from the tracked state Y (a buffer), no weights on G
     # TorchJD's methods: T×T solves on the summed Gram matrix (rep) or the averaged G (param)
     ("ew", "upgrad", "rep"),

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 
 from rw_mtl.build import build_module
-from rw_mtl.config_checks import validate_config
+from rw_mtl.training.batches import split_in_halves
 from rw_mtl.weighting.base import GramWeighting
 from rw_mtl.weighting.interface import Combination
 from rw_mtl.weighting.simplex import project_to_simplex
@@ -154,14 +154,60 @@ def test_halves_take_the_cross_products_from_the_steps_own_batch(fast_config, lo
     torch.testing.assert_close(module.grad_weighting.lambd, expected, atol=1e-6, rtol=1e-4)
 
 
+class RecordsHalves(GramWeighting):
+    """Equal weights; records G of the step and the halves' own gradients the step hands over."""
+
+    batch_halves = True
+    needs_gram = False
+    seen: list = []
+
+    def combine(self, grads, losses):
+        RecordsHalves.seen.append((grads.matrix.clone(), [half.matrix.clone() for half in grads.extra]))
+        return Combination(weights=torch.ones(self.task_num, device=grads.matrix.device))
+
+
 @pytest.mark.parametrize("mode", ["param", "last_layer"])
-def test_halves_outside_rep_mode_fail_before_the_run(fast_config, mode):
+def test_outside_rep_mode_the_halves_run_one_after_the_other(fast_config, mode):
+    """``batch_halves`` in param / last_layer mode: the encoder runs on each half of the step's batch, the
+    method gets each half's own G(ξ_h) as ``extra`` and G of their mean loss, and the step's losses are
+    the halves' means — the gradients of one process running each half through the model alone."""
     config = fast_config(
         *SMALL,
-        "weighting/grad=sdmgrad",
+        "weighting/loss=rlw",
+        "weighting/grad=custom",
+        f"weighting.grad.target={__name__}.RecordsHalves",
         f"weighting.grad.mode={mode}",
-        "weighting.grad.hparams.sampling=halves",
     )
-    with pytest.raises(ValueError, match=f"got weighting.grad.mode={mode}.*set weighting.grad.mode=rep"):
-        validate_config(config)
-    validate_config(fast_config(*SMALL, "weighting/grad=sdmgrad", f"weighting.grad.mode={mode}"))
+    L.seed_everything(0)
+    datamodule = instantiate(config.dataset.datamodule)
+    datamodule.setup("fit")
+    train = datamodule.splits["train"]
+    datamodule.train_dataloader = lambda: DataLoader(train, BATCH, shuffle=False)
+    module = build_module(config, datamodule.tasks)
+    before = copy.deepcopy(module)
+    encode, calls = module.arch.encode, []
+    module.arch.encode = lambda inputs: calls.append(len(inputs)) or encode(inputs)
+    RecordsHalves.seen = []
+    fit_one_step(module, datamodule)
+
+    assert calls == [BATCH // 2, BATCH // 2]
+    ((main, halves),) = RecordsHalves.seen
+    assert len(halves) == 2
+    torch.testing.assert_close(main, (halves[0] + halves[1]) / 2)
+    if mode == "param":
+        loss_weights = module.last_loss_weights
+        for k, got in enumerate(halves):
+            part = slice(k * BATCH // 2, (k + 1) * BATCH // 2)
+            targets = {name: y[part] for name, y in train.targets.items()}
+            expected = _per_task_gradients(before, train.inputs[part], targets, loss_weights, "param")
+            torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-4)
+        assert not torch.allclose(halves[0], halves[1])
+
+
+def test_halves_need_two_samples():
+    with pytest.raises(ValueError, match="at least 2 samples.*sampling=batches"):
+        split_in_halves({"inputs": torch.ones(1, 3), "targets": {"a": torch.ones(1)}})
+    first, second = split_in_halves({"inputs": torch.arange(5), "targets": {"a": [torch.arange(5)]}, "n": 5})
+    assert first["inputs"].tolist() == [0, 1] and first["targets"]["a"][0].tolist() == [0, 1]
+    assert second["inputs"].tolist() == [2, 3, 4] and second["targets"]["a"][0].tolist() == [2, 3, 4]
+    assert first["n"] == second["n"] == 5  # not a tensor: kept as it is

@@ -348,8 +348,8 @@ def test_halves_scale_like_two_extra_batches_of_the_steps_size():
 
 
 def test_halves_refuse_what_has_no_per_sample_gradients():
-    with pytest.raises(ValueError, match="weighting.grad.mode=rep"):
-        get("modo")(2, sampling="halves")(TaskGradients(HALVES))  # param mode: one column per parameter
+    with pytest.raises(ValueError, match="only the training step provides"):
+        get("modo")(2, sampling="halves")(TaskGradients(HALVES))  # a plain matrix: no halves, no extra
     with pytest.raises(ValueError, match="at least 2 samples"):
         get("sdmgrad")(2, sampling="halves")(_rep_mode(HALVES[:, :1, None]))
     with pytest.raises(ValueError, match="rw_mtl/conf/weighting/grad/sdmgrad.yaml"):

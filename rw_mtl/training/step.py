@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from rw_mtl import distributed
-from rw_mtl.training.batches import endless, endless_combined, inputs_by_task, targets_of
+from rw_mtl.training.batches import endless, endless_combined, inputs_by_task, split_in_halves, targets_of
 from rw_mtl.weighting.base import backward_into_own_parameters, own_parameters
 from rw_mtl.weighting.interface import Combination, MetaStep, TaskGradients
 from rw_mtl.weighting.jacobian import accumulate_grad, assign_flat_grad, own_input_gradients
@@ -51,11 +51,13 @@ class StepResult:
 
 @dataclass
 class _Forward:
-    """The T loss terms of a batch; in rep mode also the representations z and the leaves the heads ran on."""
+    """The T loss terms of a batch; in rep mode also the representations z and the leaves the heads ran on;
+    for a batch run as two halves (``GradWeighting.batch_halves`` outside rep mode) the halves' own."""
 
     terms: list[Tensor]
     reps: list[Tensor] | None = None
     leaves: list[Tensor] | None = None
+    halves: tuple[_Forward, _Forward] | None = None
 
 
 def _summed_gram(grads: Tensor, sample_shape: torch.Size, ranks: int) -> Tensor:
@@ -111,6 +113,19 @@ class BalancedStep:
         targets = targets_of(batch, module.task_names, module.multi_input)
         return _Forward(self._loss_terms(predictions, targets), reps, leaves)
 
+    def _forward_step_batch(self, batch: dict) -> _Forward:
+        """The step batch's forward. A method that reads the batch's two halves as independent samples
+        (``GradWeighting.batch_halves``) needs each half's G: in rep mode they are columns of the one
+        forward's G (``TaskGradients.sample_halves``); in param and last_layer mode the halves run through
+        the model one after the other (BatchNorm normalises each by its own statistics), and the step's
+        losses are the means of the halves' losses."""
+        method = self.module.grad_weighting
+        if method is None or not method.batch_halves or self.module.uses_rep_mode:
+            return self._forward(batch)
+        first, second = (self._forward(half) for half in split_in_halves(batch))
+        terms = [(a + b) / 2 for a, b in zip(first.terms, second.terms, strict=True)]
+        return _Forward(terms, halves=(first, second))
+
     def recompute_losses(self, batch: dict) -> Tensor:
         """[T] losses of ``batch`` with the current model, without a graph (``StepContext``); with
         data-parallel ranks their means over the ranks, like the step's own losses."""
@@ -123,7 +138,7 @@ class BalancedStep:
     # --------------------------------------------------------------------------------------------- step
     def __call__(self, batch: dict) -> StepResult:
         module = self.module
-        forward = self._forward(batch)
+        forward = self._forward_step_batch(batch)
         penalty = self._architecture_penalty(batch)
         terms = forward.terms
         if module.data_parallel:
@@ -166,7 +181,10 @@ class BalancedStep:
         """Step 4 with a gradient method (module docstring)."""
         module, method = self.module, self.module.grad_weighting
         heads = module.task_specific_parameters()
-        local, grads = self._task_gradients(weighted, forward.leaves, accumulate=heads)
+        if forward.halves is None:
+            local, grads = self._task_gradients(weighted, forward.leaves, accumulate=heads)
+        else:
+            local, grads = self._halves_gradients(forward.halves, loss_weights, heads)
         grads.loss_weights = loss_weights
         if method.extra_batches:
             grads.extra = tuple(self._extra_gradients(loss_weights) for _ in range(method.extra_batches))
@@ -248,6 +266,22 @@ class BalancedStep:
             representation=distributed.gather_samples(representation, dim=sample_dim),
             sample_shape=sample_shape,
         )
+
+    def _halves_gradients(
+        self, halves: tuple[_Forward, _Forward], loss_weights: Tensor, heads: list[Tensor]
+    ) -> tuple[Tensor, TaskGradients]:
+        """Param / last_layer mode with the batch run as two halves: G_h of λ_t ℓ_t(ξ_h) / 2 for each half
+        (T backward passes through each half: the cost of T through the batch), G = G₁ + G₂ (the step's
+        losses are the halves' means), and the halves' own gradients G(ξ_h) = 2 G_h as ``extra``. The heads
+        accumulate both halves' parts."""
+        parts = []
+        for half in halves:
+            weighted = [
+                weight * term / 2 for weight, term in zip(loss_weights.unbind(), half.terms, strict=True)
+            ]
+            parts.append(self._task_gradients(weighted, None, accumulate=heads)[0])
+        local = parts[0] + parts[1]
+        return local, TaskGradients(local, extra=tuple(TaskGradients(2 * part) for part in parts))
 
     def _check_last_layer(self, grads: Tensor, layer: list[Tensor]) -> None:
         """At the first step (one host sync, once): a last shared layer that no task loss reaches would

@@ -19,7 +19,6 @@ A method never writes gradients, weights or state anywhere else: the step applie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 
 import torch
@@ -101,8 +100,10 @@ class GradWeighting(_Weighting):
     in ``produces`` what it returns: ``"weights"`` (d = Σ_t w_t g_t; every mode works, including
     ``last_layer`` and per-task representations), ``"per_task"`` (contributions c_t, d = Σ c_t) or
     ``"direction"``. ``extra_batches`` asks the step for the gradients of that many further training
-    batches (``TaskGradients.extra``). ``modes`` lists the ``weighting.grad.mode`` values the method is
-    defined for (MoCo, which tracks gradients of θ across steps: param only).
+    batches (``TaskGradients.extra``); ``batch_halves`` for those of the two halves of the step's own batch
+    (``TaskGradients.sample_halves()`` in rep mode, ``extra`` in the others). ``modes`` lists the
+    ``weighting.grad.mode`` values the method is defined for (MoCo, which tracks gradients of θ across
+    steps: param only).
 
     Call the method (``method(grads, losses)``) to get a checked ``Combination``; ``last_weights`` then
     holds its [T] task weights where it has them. ``aggregate(G)`` is the same on a plain matrix.
@@ -110,6 +111,7 @@ class GradWeighting(_Weighting):
 
     produces: ClassVar[str] = WEIGHTS
     extra_batches: int = 0  # an instance may set its own (SDMGrad's and MoDo's ``sampling``)
+    batch_halves: bool = False  # whether it reads the two halves of the step's batch as two samples
     modes: ClassVar[tuple[str, ...]] = GRAD_MODES
 
     def __init__(self, task_num: int) -> None:
@@ -175,11 +177,6 @@ class GradWeighting(_Weighting):
         if cls.produces != WEIGHTS:
             modes = tuple(mode for mode in modes if mode != "last_layer")
         return modes
-
-    @classmethod
-    def check_hparams(cls, mode: str, hparams: Mapping) -> None:
-        """Refuse hyperparameters (``weighting.grad.hparams``) that cannot work in ``mode``, before the run
-        is built (rw_mtl.config_checks); nothing by default."""
 
     @classmethod
     def check_mode(cls, mode: str, name: str | None = None, multi_input: bool = False) -> None:

@@ -3,7 +3,6 @@ halves of the step's batch), direction from the step's own batch."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 
 from torch import Tensor
@@ -42,13 +41,16 @@ class DoubleSamplingWeighting(GramWeighting):
 
     * ``batches`` (default) — two further training batches, as LibMTL's trainer and SDMGrad's authors
       (OptMN-Lab/sdmgrad ``experiments/nyuv2/trainer.py``) draw them: three batches a step;
-    * ``halves`` (rep mode only; rw_mtl's option, in no paper) — the two halves of the step's own batch
-      ζ = ξ₁ ∪ ξ₂, whose per-sample z-gradients the step has already computed: no extra forward or backward
-      pass, so the method costs what PCGrad costs in rep mode. Sample i of the first half meets sample i of
-      the second (an odd last sample is left out of C), and C is multiplied by N/h (N samples, h pairs: 2
-      for an even batch) so that E[C] equals that of two extra batches of the step's size and the step sizes
-      keep their meaning. The halves are independent for a shuffled loader; unlike the three-batch protocol
-      the direction's batch is not independent of the weights' (MoDo's authors step along ξ₁ ∪ ξ₂ too).
+    * ``halves`` (rw_mtl's option, in no paper) — the two halves of the step's own batch, ζ = ξ₁ ∪ ξ₂: no
+      extra batch, so the method costs what PCGrad costs in the same mode. In rep mode the step has every
+      sample's z-gradient already: sample i of the first half meets sample i of the second (an odd last
+      sample is left out of C), and C is multiplied by N/h (N samples, h pairs: 2 for an even batch) so
+      that E[C] equals that of two extra batches of the step's size and the step sizes keep their meaning.
+      In param and last_layer mode the step runs the halves through the model one after the other (T
+      backward passes through each half; BatchNorm normalises each half by its own statistics) and hands
+      their own gradients over as ``extra``; the step's G is that of their mean loss. The halves are
+      independent for a shuffled loader; unlike the three-batch protocol the direction's batch is not
+      independent of the weights' (MoDo's authors step along ξ₁ ∪ ξ₂ too).
     """
 
     needs_gram: ClassVar[bool] = False  # C replaces the step batch's own Gram matrix
@@ -63,23 +65,22 @@ class DoubleSamplingWeighting(GramWeighting):
             )
         self.sampling = sampling
         self.extra_batches = 2 if sampling == "batches" else 0
-
-    @classmethod
-    def check_hparams(cls, mode: str, hparams: Mapping) -> None:
-        """``sampling: halves`` needs the per-sample gradients that only rep mode has."""
-        if hparams.get("sampling") == "halves" and mode != "rep":
-            raise ValueError(
-                _HALVES_NEED_REP_MODE.format(method=cls.__name__, got=f" (got weighting.grad.mode={mode})")
-            )
+        self.batch_halves = sampling == "halves"
 
     def combine(self, grads: TaskGradients, losses: Tensor | None) -> Combination:
         return Combination(weights=self.gram_weights(self._cross(grads), losses).detach())
 
     def _cross(self, grads: TaskGradients) -> Tensor:
         """C = G(ξ₁) G(ξ₂)ᵀ at LibMTL's loss scale."""
-        if self.sampling == "halves":
+        if len(grads.extra) >= 2:  # two extra batches, or the halves the step ran one after the other
+            cross = grads.extra[0].inner(grads.extra[1])
+        elif self.sampling == "halves":
             if grads.sample_shape is None:
-                raise ValueError(_HALVES_NEED_REP_MODE.format(method=type(self).__name__, got=""))
+                raise ValueError(
+                    f"{type(self).__name__} with sampling=halves needs the gradients of the two halves of "
+                    "the step's batch, which only the training step provides; a plain matrix has neither "
+                    "halves nor extra batches (use sampling=batches: C = G Gᵀ)"
+                )
             first, second, pairs, samples = grads.sample_halves()
             if pairs == 0:
                 raise ValueError(
@@ -87,8 +88,6 @@ class DoubleSamplingWeighting(GramWeighting):
                     "dataset.datamodule.batch_size or set weighting.grad.hparams.sampling=batches"
                 )
             cross = first.inner(second) * (samples / pairs)
-        elif len(grads.extra) >= 2:
-            cross = grads.extra[0].inner(grads.extra[1])
         else:
             cross = grads.gram()
         if grads.loss_weights is not None:
@@ -98,9 +97,3 @@ class DoubleSamplingWeighting(GramWeighting):
     def gram_weights(self, gram: Tensor, losses: Tensor | None) -> Tensor:
         """The [T] combination weights for the step's batch, from the cross-batch Gram matrix ``gram``."""
         raise NotImplementedError
-
-
-_HALVES_NEED_REP_MODE = (
-    "{method} with sampling=halves splits the step batch's per-sample gradients, which exist in rep mode "
-    "only{got}: set weighting.grad.mode=rep, or weighting.grad.hparams.sampling=batches"
-)

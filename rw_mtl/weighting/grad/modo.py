@@ -21,8 +21,8 @@ class MoDo(DoubleSamplingWeighting):
 
     γ is a step size on G Gᵀ, so it depends on the gradients' scale: the cross Gram matrix is read at
     LibMTL's scale (``DoubleSamplingWeighting``), so that with EW the weights follow LibMTL's. Π_Δ runs on
-    the device. ``sampling``: ξ₁, ξ₂ are two extra training batches (default, LibMTL's) or, in rep mode,
-    the two halves of the step's batch (no extra pass; ``DoubleSamplingWeighting``).
+    the device. ``sampling``: ξ₁, ξ₂ are two extra training batches (default, LibMTL's) or the two halves
+    of the step's batch (no extra batch; ``DoubleSamplingWeighting``).
     """
 
     def __init__(

@@ -27,7 +27,7 @@ class SDMGrad(DoubleSamplingWeighting):
     on the device (``simplex.project_to_simplex``) instead of LibMTL's numpy copy per iteration. With a loss
     method g_t is ∇(λ_t ℓ_t); C is normalised by s², so only the 1e-8 sees the gradients' scale.
     ``sampling`` (``DoubleSamplingWeighting``): ξ₁, ξ₂ are two extra training batches (default, as
-    LibMTL and the authors' trainer) or, in rep mode, the two halves of the step's batch (no extra pass).
+    LibMTL and the authors' trainer) or the two halves of the step's batch (no extra batch).
     """
 
     def __init__(
