@@ -18,7 +18,7 @@ for the gradient mode (e.g. ``ew+mgda_ub@param``) and ``:key=value,…`` for hyp
 method, or of the loss method when there is none (``ew+sdmgrad@rep:sampling=halves``,
 ``auto_lambda:init=0.5``); the first is the baseline (ew by default). A method
 named twice is timed twice (rows ``name`` and ``name (2)``), which shows the run-to-run noise. The
-default list has every registered method in its default mode and the mode variants in ``MODE_VARIANTS``.
+default list has every registered method in its default mode and the variants in ``MODE_VARIANTS``.
 Writes a Markdown table to stdout and, with ``--json``, the raw numbers.
 
 ``--clock cpu`` times the process's CPU seconds (``time.process_time``) instead of wall-clock seconds: on a
@@ -72,7 +72,7 @@ PRESETS = {
         "batch": lambda size, height, width: _classification_batch(size, 1, (height, width), 3, 10),
     },
 }
-# Modes other than a method's default that the default list also times (see docs/perf.md).
+# Modes and options other than a method's defaults that the default list also times (see docs/perf.md).
 MODE_VARIANTS = [
     "ew+mgda_ub@param",
     "ew+imtl_g@param",
@@ -81,6 +81,8 @@ MODE_VARIANTS = [
     "ew+fairgrad@rep",
     "ew+sdmgrad@rep",
     "ew+modo@rep",
+    "ew+sdmgrad:sampling=halves",
+    "ew+modo:sampling=halves",
     "ew+sdmgrad@rep:sampling=halves",
     "ew+modo@rep:sampling=halves",
     "ew+excess_mtl@rep",

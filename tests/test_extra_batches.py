@@ -211,3 +211,26 @@ def test_halves_need_two_samples():
     assert first["inputs"].tolist() == [0, 1] and first["targets"]["a"][0].tolist() == [0, 1]
     assert second["inputs"].tolist() == [2, 3, 4] and second["targets"]["a"][0].tolist() == [2, 3, 4]
     assert first["n"] == second["n"] == 5  # not a tensor: kept as it is
+
+
+def test_a_model_failing_on_a_half_names_the_fix(fast_config):
+    """BatchNorm on 1×1 features (NYUv2's ASPP image pooling) cannot train on a 1-sample half."""
+    config = fast_config(
+        "dataset.datamodule.train_size=8",
+        "dataset.datamodule.batch_size=2",
+        "weighting/grad=modo",
+        "weighting.grad.hparams.sampling=halves",
+    )
+    L.seed_everything(0)
+    datamodule = instantiate(config.dataset.datamodule)
+    module = build_module(config, datamodule.tasks)
+    encode = module.arch.encode
+
+    def needs_two_samples(inputs):
+        if len(inputs) < 2:
+            raise ValueError("Expected more than 1 value per channel when training")
+        return encode(inputs)
+
+    module.arch.encode = needs_two_samples
+    with pytest.raises(ValueError, match="two halves.*more than 1 value.*sampling=batches"):
+        fit_one_step(module, datamodule)

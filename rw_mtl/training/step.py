@@ -122,7 +122,15 @@ class BalancedStep:
         method = self.module.grad_weighting
         if method is None or not method.batch_halves or self.module.uses_rep_mode:
             return self._forward(batch)
-        first, second = (self._forward(half) for half in split_in_halves(batch))
+        halves = split_in_halves(batch)
+        try:
+            first, second = (self._forward(half) for half in halves)
+        except ValueError as error:  # e.g. BatchNorm on a 1-sample half with 1×1 features
+            raise ValueError(
+                f"{type(method).__name__} runs the step's batch as two halves, and the model failed on a "
+                f"half ({error}); raise dataset.datamodule.batch_size or set "
+                "weighting.grad.hparams.sampling=batches"
+            ) from error
         terms = [(a + b) / 2 for a, b in zip(first.terms, second.terms, strict=True)]
         return _Forward(terms, halves=(first, second))
 
@@ -281,7 +289,8 @@ class BalancedStep:
             ]
             parts.append(self._task_gradients(weighted, None, accumulate=heads)[0])
         local = parts[0] + parts[1]
-        return local, TaskGradients(local, extra=tuple(TaskGradients(2 * part) for part in parts))
+        # scaled in place: a fresh [T, D] tensor costs its page faults on a CPU (docs/perf.md)
+        return local, TaskGradients(local, extra=tuple(TaskGradients(part.mul_(2)) for part in parts))
 
     def _check_last_layer(self, grads: Tensor, layer: list[Tensor]) -> None:
         """At the first step (one host sync, once): a last shared layer that no task loss reaches would
