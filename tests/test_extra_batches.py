@@ -12,13 +12,14 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 
-from rw_mtl.build import build_module
+from rw_mtl.build import build_datamodule, build_module
 from rw_mtl.training.batches import split_in_halves
 from rw_mtl.weighting.base import GramWeighting
 from rw_mtl.weighting.interface import Combination
 from rw_mtl.weighting.simplex import project_to_simplex
 
-from .conftest import fit_one_step
+from .conftest import compose_config, fit_one_step
+from .datasets import tiny_dataset_overrides
 
 BATCH = 16
 SMALL = [
@@ -202,6 +203,18 @@ def test_outside_rep_mode_the_halves_run_one_after_the_other(fast_config, mode):
             expected = _per_task_gradients(before, train.inputs[part], targets, loss_weights, "param")
             torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-4)
         assert not torch.allclose(halves[0], halves[1])
+        # the heads took one SGD step (lr 0.1) along the gradient of the halves' mean loss
+        mean_loss = 0
+        for k in range(2):
+            part = slice(k * BATCH // 2, (k + 1) * BATCH // 2)
+            predictions = before.arch.train()(train.inputs[part])
+            for weight, (name, task) in zip(loss_weights, before.tasks.items(), strict=True):
+                mean_loss = mean_loss + weight * task.loss(predictions[name], train.targets[name][part]) / 2
+        start = before.task_specific_parameters()
+        for after, initial, grad in zip(
+            module.task_specific_parameters(), start, torch.autograd.grad(mean_loss, start), strict=True
+        ):
+            torch.testing.assert_close(after, initial - 0.1 * grad, atol=1e-6, rtol=1e-4)
 
 
 def test_halves_need_two_samples():
@@ -234,3 +247,26 @@ def test_a_model_failing_on_a_half_names_the_fix(fast_config):
     module.arch.encode = needs_two_samples
     with pytest.raises(ValueError, match="two halves.*more than 1 value.*sampling=batches"):
         fit_one_step(module, datamodule)
+
+
+@pytest.mark.parametrize("dataset", ["office31", "xtreme_pi"])
+def test_halves_split_every_batch_format(tmp_path, dataset):
+    """Multi-input batches (a batch per task) and dict inputs (token ids and masks) split into halves too:
+    one param-mode step of SDMGrad moves its weights w from 1/T by the halves' cross products."""
+    config = compose_config(
+        [
+            f"dataset={dataset}",
+            *tiny_dataset_overrides(dataset, tmp_path / "data"),
+            "weighting/grad=sdmgrad",
+            "weighting.grad.hparams.sampling=halves",
+            "logger=none",
+        ],
+        output_dir=tmp_path / "run",
+    )
+    L.seed_everything(0)
+    datamodule = build_datamodule(config)
+    module = build_module(config, datamodule.tasks, multi_input=getattr(datamodule, "multi_input", False))
+    fit_one_step(module, datamodule)
+    weights = module.grad_weighting.w
+    assert torch.isfinite(weights).all()
+    assert not torch.allclose(weights, torch.full_like(weights, 1 / len(weights)), atol=1e-4)
