@@ -2,7 +2,9 @@
 method's combination) → gradients of every parameter, ready for the optimizer (Algorithms 1 and 2).
 
 1. forward: per-task losses ℓ ∈ R^T; in rep mode the shared representation z is detached into a leaf, so
-   that per-task gradients stop at z (multi-input data — one batch per task — gives one z_t per task);
+   that per-task gradients stop at z (multi-input data — one batch per task — gives one z_t per task); a
+   method that reads the batch's two halves as two samples (``batch_halves``) gets them run one after the
+   other in param and last_layer mode, ℓ being the halves' mean;
 2. a bilevel loss method first takes its meta step on a validation batch (``MetaStep``);
 3. λ = loss_method(ℓ) and the weighted losses λ_t ℓ_t, kept as T separate scalars: a per-task backward from
    one of them runs through its own head only;
