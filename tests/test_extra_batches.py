@@ -266,7 +266,36 @@ def test_halves_split_every_batch_format(tmp_path, dataset):
     L.seed_everything(0)
     datamodule = build_datamodule(config)
     module = build_module(config, datamodule.tasks, multi_input=getattr(datamodule, "multi_input", False))
+    encode, sizes = module.arch.encode, []
+
+    def recording_encode(inputs):
+        first = inputs if isinstance(inputs, torch.Tensor) else next(iter(inputs.values()))
+        sizes.append(len(first))
+        return encode(inputs)
+
+    module.arch.encode = recording_encode
     fit_one_step(module, datamodule)
+    assert config.dataset.datamodule.batch_size == 4 and sizes and set(sizes) == {2}
     weights = module.grad_weighting.w
     assert torch.isfinite(weights).all()
     assert not torch.allclose(weights, torch.full_like(weights, 1 / len(weights)), atol=1e-4)
+
+
+def test_famo_compares_the_losses_as_the_step_took_them(fast_config):
+    """With the batch run as two halves, the step's losses are the halves' means (each half with its own
+    BatchNorm statistics); FAMO's re-evaluation after the step must take them the same way. With a model
+    learning rate of 0 nothing moves, so the loss change δ and FAMO's logits stay exactly 0."""
+    config = fast_config(
+        *SMALL[:2],
+        "dataset.optimizer={_target_:torch.optim.SGD,lr:0.0}",
+        "weighting/loss=famo",
+        "weighting/grad=modo",
+        "weighting.grad.hparams.sampling=halves",
+    )
+    L.seed_everything(0)
+    datamodule = instantiate(config.dataset.datamodule)
+    module = build_module(config, datamodule.tasks)
+    assert any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    fit_one_step(module, datamodule)
+    assert int(module.loss_weighting.updates) == 1
+    torch.testing.assert_close(module.loss_weighting.logits, torch.zeros(3), atol=0, rtol=0)

@@ -122,7 +122,7 @@ class BalancedStep:
         the model one after the other (BatchNorm normalises each by its own statistics), and the step's
         losses are the means of the halves' losses."""
         method = self.module.grad_weighting
-        if method is None or not method.batch_halves or self.module.uses_rep_mode:
+        if not self._runs_halves():
             return self._forward(batch)
         halves = split_in_halves(batch)
         try:
@@ -136,11 +136,28 @@ class BalancedStep:
         terms = [(a + b) / 2 for a, b in zip(first.terms, second.terms, strict=True)]
         return _Forward(terms, halves=(first, second))
 
+    def _runs_halves(self) -> bool:
+        """Whether the step runs its batch as two halves (``_forward_step_batch``)."""
+        method = self.module.grad_weighting
+        return method is not None and method.batch_halves and not self.module.uses_rep_mode
+
+    def step_losses(
+        self, batch: dict, forward: Callable[..., dict[str, Tensor]] | None = None
+    ) -> list[Tensor]:
+        """The T losses of ``batch`` as the step takes them: ``batch_losses``, or the halves' means when the
+        step runs the batch as two halves — so that a method comparing losses before and after a step
+        (FAMO, FORUM's inner loop) compares like with like (each half has its own BatchNorm statistics)."""
+        if not self._runs_halves():
+            return self.batch_losses(batch, forward)
+        first, second = (self.batch_losses(half, forward) for half in split_in_halves(batch))
+        return [(a + b) / 2 for a, b in zip(first, second, strict=True)]
+
     def recompute_losses(self, batch: dict) -> Tensor:
-        """[T] losses of ``batch`` with the current model, without a graph (``StepContext``); with
-        data-parallel ranks their means over the ranks, like the step's own losses."""
+        """[T] losses of ``batch`` with the current model, without a graph (``StepContext``), taken as the
+        step took them (``step_losses``); with data-parallel ranks their means over the ranks, like the
+        step's own losses."""
         with torch.no_grad():
-            losses = torch.stack(self.batch_losses(batch)).detach()
+            losses = torch.stack(self.step_losses(batch)).detach()
         if self.module.data_parallel:
             distributed.mean_over_ranks_(losses)
         return losses
@@ -349,19 +366,21 @@ class BalancedStep:
         # the virtual forwards must not move BatchNorm's running statistics
         buffers = {name: buffer.clone() for name, buffer in module.named_buffers()}
 
-        def losses_at(data: dict) -> Callable[[dict[str, Tensor]], Tensor]:
+        def losses_at(
+            data: dict, losses_of: Callable[..., list[Tensor]]
+        ) -> Callable[[dict[str, Tensor]], Tensor]:
             def evaluate(new_params: dict[str, Tensor]) -> Tensor:
                 state = {**buffers, **new_params}
                 call = lambda x, names: torch.func.functional_call(module, state, (x, names))  # noqa: E731
-                return torch.stack(self.batch_losses(data, call))
+                return torch.stack(losses_of(data, call))
 
             return evaluate
 
         meta = MetaStep(
             losses=losses,
             params=params,
-            validation_losses=losses_at(validation_batch),
-            training_losses=losses_at(batch),
+            validation_losses=losses_at(validation_batch, self.batch_losses),
+            training_losses=losses_at(batch, self.step_losses),
             learning_rate=module.optimizers().optimizer.param_groups[0]["lr"],
         )
         if module.data_parallel:
