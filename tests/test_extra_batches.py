@@ -57,6 +57,25 @@ def _per_task_gradients(module, inputs, targets, loss_weights, mode):
     return torch.stack(rows)
 
 
+def _in_known_order(config):
+    """The seeded datamodule (its training loader unshuffled, in BATCH-sized batches), its training split,
+    the module, and a copy of the module before any step."""
+    L.seed_everything(0)
+    datamodule = instantiate(config.dataset.datamodule)
+    datamodule.setup("fit")
+    train = datamodule.splits["train"]
+    datamodule.train_dataloader = lambda: DataLoader(train, BATCH, shuffle=False)  # a known order
+    module = build_module(config, datamodule.tasks)
+    return datamodule, train, module, copy.deepcopy(module)
+
+
+def _record_batch_sizes(module) -> list[int]:
+    """The number of samples of every input the encoder sees from now on."""
+    encode, sizes = module.arch.encode, []
+    module.arch.encode = lambda inputs: sizes.append(len(inputs)) or encode(inputs)
+    return sizes
+
+
 @pytest.mark.parametrize("mode", ["param", "rep"])
 def test_step_hands_the_next_training_batches_to_the_method(fast_config, mode):
     config = fast_config(
@@ -66,13 +85,7 @@ def test_step_hands_the_next_training_batches_to_the_method(fast_config, mode):
         f"weighting.grad.target={__name__}.RecordsExtraBatches",
         f"weighting.grad.mode={mode}",
     )
-    L.seed_everything(0)
-    datamodule = instantiate(config.dataset.datamodule)
-    datamodule.setup("fit")
-    train = datamodule.splits["train"]
-    datamodule.train_dataloader = lambda: DataLoader(train, BATCH, shuffle=False)  # a known order
-    module = build_module(config, datamodule.tasks)
-    before = copy.deepcopy(module)
+    datamodule, train, module, before = _in_known_order(config)
     RecordsExtraBatches.seen = []
     fit_one_step(module, datamodule)
 
@@ -132,15 +145,8 @@ def test_halves_take_the_cross_products_from_the_steps_own_batch(fast_config, lo
         f"weighting.grad.hparams.gamma={gamma}",
         "weighting.grad.hparams.rho=0",
     )
-    L.seed_everything(0)
-    datamodule = instantiate(config.dataset.datamodule)
-    datamodule.setup("fit")
-    train = datamodule.splits["train"]
-    datamodule.train_dataloader = lambda: DataLoader(train, BATCH, shuffle=False)
-    module = build_module(config, datamodule.tasks)
-    before = copy.deepcopy(module)
-    encode, calls = module.arch.encode, []
-    module.arch.encode = lambda inputs: calls.append(len(inputs)) or encode(inputs)
+    datamodule, train, module, before = _in_known_order(config)
+    calls = _record_batch_sizes(module)
     fit_one_step(module, datamodule)
 
     assert calls == [BATCH]
@@ -179,15 +185,8 @@ def test_outside_rep_mode_the_halves_run_one_after_the_other(fast_config, mode):
         f"weighting.grad.target={__name__}.RecordsHalves",
         f"weighting.grad.mode={mode}",
     )
-    L.seed_everything(0)
-    datamodule = instantiate(config.dataset.datamodule)
-    datamodule.setup("fit")
-    train = datamodule.splits["train"]
-    datamodule.train_dataloader = lambda: DataLoader(train, BATCH, shuffle=False)
-    module = build_module(config, datamodule.tasks)
-    before = copy.deepcopy(module)
-    encode, calls = module.arch.encode, []
-    module.arch.encode = lambda inputs: calls.append(len(inputs)) or encode(inputs)
+    datamodule, train, module, before = _in_known_order(config)
+    calls = _record_batch_sizes(module)
     RecordsHalves.seen = []
     fit_one_step(module, datamodule)
 
