@@ -42,18 +42,19 @@ class DoubleSamplingWeighting(GramWeighting):
     * ``batches`` (default) — two further training batches, as LibMTL's trainer and SDMGrad's authors
       (OptMN-Lab/sdmgrad ``experiments/nyuv2/trainer.py``) draw them: three batches a step;
     * ``halves`` (rw_mtl's option, in no paper) — the two halves of the step's own batch, ζ = ξ₁ ∪ ξ₂: no
-      extra batch, so the method costs about what PCGrad costs in the same mode (docs/perf.md: at it in
-      rep mode; ×0.99–1.13 of it in param mode on CPU, less the larger the step). In rep mode the step has
-      every sample's z-gradient already: sample i of the first half meets sample i of the second (an odd
-      last sample is left out of C), and C is multiplied by N/h (N samples, h pairs: 2 for an even batch)
-      so that E[C] equals that of two extra batches of the step's size and the step sizes keep their
-      meaning. In param and last_layer mode the step runs the halves through the model one after the other
-      (T backward passes through each half) and hands their own gradients over as ``extra``; the step's
-      loss is the halves' mean (with an odd batch the larger half's samples weigh a little less), BatchNorm
-      normalises each half by its own statistics and updates its running statistics twice a step, and a
-      method that compares losses across the step (FAMO, FORUM) gets them the same way. The halves are
-      independent for a shuffled loader; unlike the three-batch protocol the direction's batch is not
-      independent of the weights' (MoDo's authors step along ξ₁ ∪ ξ₂ too).
+      extra batch, so the method costs about what PCGrad costs in the same mode (docs/perf.md: at it in rep
+      mode; in param mode on CPU up to ×1.13 of it at small batches and 0.98–1.03 at the NYUv2 preset's full
+      size, against ×2.6 with ``batches``). In rep mode the step has every sample's z-gradient already: sample
+      i of the first half meets sample i of the second (an odd last sample is left out of C), and C is
+      multiplied by N/h (N samples, h pairs: 2 for an even batch) so that E[C] equals that of two extra
+      batches of the step's size and the step sizes keep their meaning. In param and last_layer mode the step
+      runs the halves through the model one after the other (T backward passes through each half) and hands
+      their own gradients over as ``extra``; the step's loss is the halves' mean (with an odd batch the larger
+      half's samples weigh a little less), BatchNorm normalises each half by its own statistics and updates
+      its running statistics twice a step, and a method that compares losses across the step (FAMO, FORUM)
+      gets them the same way. The halves are independent for a shuffled loader; unlike the three-batch
+      protocol the direction's batch is not independent of the weights' (MoDo's authors step along ξ₁ ∪ ξ₂
+      too).
     """
 
     needs_gram: ClassVar[bool] = False  # C replaces the step batch's own Gram matrix
