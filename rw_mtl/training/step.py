@@ -62,6 +62,13 @@ class _Forward:
     halves: tuple[_Forward, _Forward] | None = None
 
 
+def _halves_mean(first: list[Tensor], second: list[Tensor]) -> list[Tensor]:
+    """The T losses of a batch run as two halves: the means of the halves' losses. The step's forward and
+    ``step_losses`` both take them so, so that a method comparing losses across the step compares like with
+    like."""
+    return [(a + b) / 2 for a, b in zip(first, second, strict=True)]
+
+
 def _summed_gram(grads: Tensor, sample_shape: torch.Size, ranks: int) -> Tensor:
     """S Sᵀ for S [T, F]: each row of the rep-mode G [T, N·F] summed over its N samples — over every rank's
     samples under data parallelism (G's global rows are the ranks' blocks divided by R)."""
@@ -133,8 +140,7 @@ class BalancedStep:
                 f"half ({error}); raise dataset.datamodule.batch_size or set "
                 "weighting.grad.hparams.sampling=batches"
             ) from error
-        terms = [(a + b) / 2 for a, b in zip(first.terms, second.terms, strict=True)]
-        return _Forward(terms, halves=(first, second))
+        return _Forward(_halves_mean(first.terms, second.terms), halves=(first, second))
 
     def _runs_halves(self) -> bool:
         """Whether the step runs its batch as two halves (``_forward_step_batch``)."""
@@ -149,8 +155,7 @@ class BalancedStep:
         (FAMO, FORUM's inner loop) compares like with like (each half has its own BatchNorm statistics)."""
         if not self._runs_halves():
             return self.batch_losses(batch, forward)
-        first, second = (self.batch_losses(half, forward) for half in split_in_halves(batch))
-        return [(a + b) / 2 for a, b in zip(first, second, strict=True)]
+        return _halves_mean(*(self.batch_losses(half, forward) for half in split_in_halves(batch)))
 
     def recompute_losses(self, batch: dict) -> Tensor:
         """[T] losses of ``batch`` with the current model, without a graph (``StepContext``), taken as the
