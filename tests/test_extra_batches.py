@@ -57,6 +57,27 @@ def _per_task_gradients(module, inputs, targets, loss_weights, mode):
     return torch.stack(rows)
 
 
+def _recording_config(fast_config, recorder: type, mode: str):
+    """The small model with RLW's losses and ``recorder`` (a gradient method of this file that records what
+    the step hands it) as the custom gradient method in ``mode``."""
+    return fast_config(
+        *SMALL,
+        "weighting/loss=rlw",
+        "weighting/grad=custom",
+        f"weighting.grad.target={__name__}.{recorder.__name__}",
+        f"weighting.grad.mode={mode}",
+    )
+
+
+def _half_losses(module, train, k: int) -> torch.Tensor:
+    """The [T] losses of half ``k`` (0 or 1) of the first BATCH training samples, with their graph."""
+    part = slice(k * BATCH // 2, (k + 1) * BATCH // 2)
+    predictions = module.arch.train()(train.inputs[part])
+    return torch.stack(
+        [task.loss(predictions[name], train.targets[name][part]) for name, task in module.tasks.items()]
+    )
+
+
 def _in_known_order(config):
     """The seeded datamodule (its training loader unshuffled, in BATCH-sized batches), its training split,
     the module, and a copy of the module before any step."""
@@ -78,13 +99,7 @@ def _record_batch_sizes(module) -> list[int]:
 
 @pytest.mark.parametrize("mode", ["param", "rep"])
 def test_step_hands_the_next_training_batches_to_the_method(fast_config, mode):
-    config = fast_config(
-        *SMALL,
-        "weighting/loss=rlw",
-        "weighting/grad=custom",
-        f"weighting.grad.target={__name__}.RecordsExtraBatches",
-        f"weighting.grad.mode={mode}",
-    )
+    config = _recording_config(fast_config, RecordsExtraBatches, mode)
     datamodule, train, module, before = _in_known_order(config)
     RecordsExtraBatches.seen = []
     fit_one_step(module, datamodule)
@@ -162,14 +177,15 @@ def test_halves_take_the_cross_products_from_the_steps_own_batch(fast_config, lo
 
 
 class RecordsHalves(GramWeighting):
-    """Equal weights; records G of the step and the halves' own gradients the step hands over."""
+    """Equal weights; records G of the step, the halves' own gradients the step hands over and its losses."""
 
     batch_halves = True
     needs_gram = False
     seen: list = []
 
     def combine(self, grads, losses):
-        RecordsHalves.seen.append((grads.matrix.clone(), [half.matrix.clone() for half in grads.extra]))
+        extra = [half.matrix.clone() for half in grads.extra]
+        RecordsHalves.seen.append((grads.matrix.clone(), extra, losses.clone()))
         return Combination(weights=torch.ones(self.task_num, device=grads.matrix.device))
 
 
@@ -178,22 +194,19 @@ def test_outside_rep_mode_the_halves_run_one_after_the_other(fast_config, mode):
     """``batch_halves`` in param / last_layer mode: the encoder runs on each half of the step's batch, the
     method gets each half's own G(ξ_h) as ``extra`` and G of their mean loss, and the step's losses are
     the halves' means — the gradients of one process running each half through the model alone."""
-    config = fast_config(
-        *SMALL,
-        "weighting/loss=rlw",
-        "weighting/grad=custom",
-        f"weighting.grad.target={__name__}.RecordsHalves",
-        f"weighting.grad.mode={mode}",
-    )
+    config = _recording_config(fast_config, RecordsHalves, mode)
     datamodule, train, module, before = _in_known_order(config)
     calls = _record_batch_sizes(module)
     RecordsHalves.seen = []
     fit_one_step(module, datamodule)
 
     assert calls == [BATCH // 2, BATCH // 2]
-    ((main, halves),) = RecordsHalves.seen
+    ((main, halves, losses),) = RecordsHalves.seen
     assert len(halves) == 2
     torch.testing.assert_close(main, (halves[0] + halves[1]) / 2)
+    # the step's losses are the halves' means
+    task_losses = (_half_losses(before, train, 0) + _half_losses(before, train, 1)) / 2
+    torch.testing.assert_close(losses, task_losses.detach(), atol=1e-6, rtol=1e-5)
     if mode == "param":
         loss_weights = module.last_loss_weights
         for k, got in enumerate(halves):
@@ -203,12 +216,7 @@ def test_outside_rep_mode_the_halves_run_one_after_the_other(fast_config, mode):
             torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-4)
         assert not torch.allclose(halves[0], halves[1])
         # the heads took one SGD step (lr 0.1) along the gradient of the halves' mean loss
-        mean_loss = 0
-        for k in range(2):
-            part = slice(k * BATCH // 2, (k + 1) * BATCH // 2)
-            predictions = before.arch.train()(train.inputs[part])
-            for weight, (name, task) in zip(loss_weights, before.tasks.items(), strict=True):
-                mean_loss = mean_loss + weight * task.loss(predictions[name], train.targets[name][part]) / 2
+        mean_loss = (loss_weights * task_losses).sum()
         start = before.task_specific_parameters()
         for after, initial, grad in zip(
             module.task_specific_parameters(), start, torch.autograd.grad(mean_loss, start), strict=True
